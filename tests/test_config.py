@@ -1,0 +1,93 @@
+"""Settings: defaults, environment, TOML, one line per problem, masking."""
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from gatebot.config import SANDBOX_AGENT_ID, ConfigError, Thresholds, load_settings
+from gatebot.money import Money
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch, tmp_path):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("SLACK_", "GATE_", "GATEBOT_")) or name in {"DATABASE_URL", "PORT"}:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env / gatebot.toml
+
+
+def test_defaults_use_the_builtin_sandbox_and_sqlite():
+    s = load_settings()
+    assert s.uses_builtin_sandbox
+    assert s.effective_agent_id == SANDBOX_AGENT_ID
+    assert s.database_url.startswith("sqlite:///")
+    assert s.port == 3000
+    assert s.slack_api_url == "https://slack.com/api/"
+
+
+def test_environment_names(monkeypatch):
+    agent = str(uuid.uuid4())
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret-token-123")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "abcdef0123456789")
+    monkeypatch.setenv("SLACK_API_URL", "https://slack-gov.com/api/")
+    monkeypatch.setenv("GATE_API_URL", "https://gate.example.com/api")
+    monkeypatch.setenv("GATE_API_KEY", "live-key-abcdef123456")
+    monkeypatch.setenv("GATE_AGENT_ID", agent)
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:pw@db/gatebot")
+    monkeypatch.setenv("PORT", "8080")
+    monkeypatch.setenv("GATEBOT_OPS", "U111, S222")
+    monkeypatch.setenv("GATEBOT_LOW_BALANCE", "USD:500/100,EUR:300/50")
+    s = load_settings()
+    assert s.slack_bot_token is not None and s.slack_bot_token.get_secret_value() == "xoxb-secret-token-123"
+    assert str(s.gate_agent_id) == agent
+    assert s.database_url == "postgresql://u:pw@db/gatebot"
+    assert s.port == 8080
+    assert s.gatebot_ops == ["U111", "S222"]
+    assert s.gatebot_low_balance["USD"] == Thresholds(Money.parse("500", "USD"), Money.parse("100", "USD"))
+    masked = s.masked()
+    assert "xoxb-secret-token-123" not in str(masked) and "live-key-abcdef123456" not in str(masked)
+    assert "pw" not in masked["DATABASE_URL"]
+    assert masked["GATE_API_URL"] == "https://gate.example.com/api"
+
+
+def test_toml_file_is_read(tmp_path, monkeypatch):
+    (tmp_path / "gatebot.toml").write_text('port = 4000\ngatebot_low_balance = {USD = "500/100"}\n'
+                                           'gatebot_topup_margin = "0.25"\n')
+    s = load_settings()
+    assert s.port == 4000
+    assert s.gatebot_topup_margin == Decimal("0.25")
+    assert s.gatebot_low_balance["USD"].critical == Money.parse("100", "USD")
+    monkeypatch.setenv("PORT", "5000")  # the environment wins over the file
+    assert load_settings().port == 5000
+
+
+def test_every_problem_is_one_line_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("GATE_AGENT_ID", "not-a-uuid")
+    monkeypatch.setenv("PORT", "http")
+    monkeypatch.setenv("GATEBOT_OPS", "alice")
+    monkeypatch.setenv("GATEBOT_LOW_BALANCE", "USD:lots")
+    monkeypatch.setenv("DATABASE_URL", "mysql://x")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    problems = info.value.problems
+    assert len(problems) == 5
+    by_name = {p.split(":", 1)[0]: p for p in problems}
+    assert set(by_name) == {"GATE_AGENT_ID", "PORT", "GATEBOT_OPS", "GATEBOT_LOW_BALANCE", "DATABASE_URL"}
+    assert "UUID" in by_name["GATE_AGENT_ID"]
+    assert all("\n" not in p for p in problems)
+
+
+def test_remote_gate_needs_key_and_agent(monkeypatch):
+    monkeypatch.setenv("GATE_API_URL", "https://gate.example.com")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "GATE_API_KEY and GATE_AGENT_ID must be set" in info.value.problems[0]
+
+
+def test_critical_above_warning_is_refused(monkeypatch):
+    monkeypatch.setenv("GATEBOT_LOW_BALANCE", "USD:100/500")
+    with pytest.raises(ConfigError, match="GATEBOT_LOW_BALANCE"):
+        load_settings()
