@@ -1,0 +1,218 @@
+"""Engines, sessions and schema migrations for the order store.
+
+What lives here: :func:`make_engine` (SQLite or PostgreSQL, with the connection settings each needs),
+:class:`Database` (an engine plus a session factory), and the Alembic entry points used by
+``gatebot db upgrade`` and at start-up: :func:`upgrade`, :func:`current_revision`,
+:func:`head_revision` and :func:`check_schema`. Alembic is configured in code (the migrations ship
+inside the package; no ``alembic.ini`` needed). The version table lives in the connection's current
+schema (PostgreSQL ``search_path``), so one database can hold several isolated stores.
+
+Nothing connects at import time. Must not import Slack, the scheduler or the Gate client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "Database",
+    "SchemaOutOfDate",
+    "check_schema",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "make_engine",
+    "normalize_url",
+    "upgrade",
+]
+
+log = logging.getLogger(__name__)
+
+#: The Alembic script directory shipped in the package.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database schema is not the one this code needs (empty, older, or newer than the code).
+
+    ``current`` is the database's revision (``None``: never migrated), ``head`` the code's.
+    """
+
+    def __init__(self, current: str | None, head: str, *, known: bool = True) -> None:
+        self.current = current
+        self.head = head
+        if current is None:
+            message = f"database schema is at nothing (empty database), code needs {head}: run `gatebot db upgrade`"
+        elif known:
+            message = f"database schema is at {current}, code needs {head}: run `gatebot db upgrade`"
+        else:
+            message = (
+                f"database schema is at {current}, which this version of gatebot does not know "
+                f"(migrated by a newer gatebot?), code needs {head}: run `gatebot db upgrade` "
+                "from the matching version"
+            )
+        super().__init__(message)
+
+
+def normalize_url(url: str | URL) -> URL:
+    """``postgres://`` / ``postgresql://`` -> the psycopg 3 driver; everything else unchanged."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in database
+
+
+def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
+    """An engine for ``url`` (``sqlite:///path.db`` or ``postgresql://user@host/db``).
+
+    SQLite: the file's directory is created, and every connection gets WAL journaling (readers do not
+    block the writer), ``foreign_keys=ON`` and a 5 s ``busy_timeout`` (a second process waits for the
+    write lock instead of failing at once). An in-memory database is shared by all sessions of the
+    engine. PostgreSQL: the psycopg 3 driver, with ``pool_pre_ping`` so a restarted server or a dropped
+    idle connection costs a reconnect, not a failed request.
+    """
+    parsed = normalize_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+        if _is_memory_sqlite(parsed):
+            kwargs["poolclass"] = StaticPool
+        elif parsed.database:
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, echo=echo, **kwargs)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+    if backend == "postgresql":
+        return create_engine(parsed, echo=echo, pool_pre_ping=True)
+    raise ValueError(f"unsupported database URL {parsed.render_as_string()!r}: use sqlite:/// or postgresql://")
+
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+class Database:
+    """An engine and its session factory. Build one in the composition root and pass it down."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(bind=engine, class_=Session, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str | URL, *, echo: bool = False) -> Database:
+        return cls(make_engine(url, echo=echo))
+
+    def new_session(self) -> Session:
+        """A session the caller commits and closes (prefer :meth:`session`)."""
+        return self._sessions()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One unit of work: commits when the block ends normally, rolls back if it raises.
+
+        Objects stay usable after the block (``expire_on_commit=False``): e.g. read ``order.id`` after
+        the commit without another query.
+        """
+        with self._sessions() as session:
+            try:
+                yield session
+            except BaseException:
+                session.rollback()
+                raise
+            session.commit()
+
+    def upgrade(self, revision: str = "head") -> None:
+        upgrade(self.engine, revision)
+
+    def check_schema(self) -> None:
+        check_schema(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
+
+
+# -- migrations -----------------------------------------------------------------------------------------
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate the database behind ``engine`` to ``revision`` (default: the newest), in one transaction."""
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    log.info("database schema upgraded to %s", revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Migrate down to ``revision`` (``"base"``: drop everything). For development and rollbacks."""
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+    log.info("database schema downgraded to %s", revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or ``None`` for a database never migrated."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest revision this code ships."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships migrations
+        raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise :class:`SchemaOutOfDate` unless the database is exactly at :func:`head_revision`."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    if current is not None:
+        script = ScriptDirectory.from_config(_alembic_config())
+        known = {rev.revision for rev in script.walk_revisions()}
+        if current not in known:
+            raise SchemaOutOfDate(current, head, known=False)
+    raise SchemaOutOfDate(current, head)

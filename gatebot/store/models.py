@@ -1,0 +1,414 @@
+"""The order store's tables (SQLModel) and the column types they need.
+
+What lives here: :class:`OrderStatus`, the tables (:class:`Order`, :class:`OrderHistory`,
+:class:`AuditEntry`, :class:`CatalogProduct`, :class:`SeenDeposit`, :class:`KeyValue`, :class:`Lease`)
+bound to their own :data:`metadata` (not ``SQLModel.metadata``, so other packages' models never leak
+into our migrations), and the column types :class:`UTCDateTime`, :class:`DecimalText` and
+:class:`StatusText`. Queries live in ``repo.py``; engines, sessions and migrations in ``db.py``.
+
+Conventions:
+
+* Every timestamp is timezone-aware UTC; :class:`UTCDateTime` refuses naive datetimes on the way in
+  and hands back aware UTC datetimes on the way out, on SQLite as on PostgreSQL.
+* Money is ``Decimal`` stored as text (:class:`DecimalText`: lossless, refuses floats) next to a
+  ``currency`` column; ``Order.money("charged_amount")`` pairs them into :class:`~gatebot.money.Money`.
+* Secrets (the create-order body, the customer account, voucher codes) are only ever stored encrypted
+  through a :class:`~gatebot.store.crypto.Cipher`; read and write them with the ``Order`` helpers.
+* Every index is named explicitly or by the metadata's naming convention, so the hand-written migration
+  and the models agree on both dialects. ``status`` and ``requester`` have no single-column index of
+  their own: the composite ``(status, next_attempt_at)`` and ``(requester, created_at)`` indexes lead
+  with them and serve those lookups, so a second index would only slow inserts.
+
+Must not import Slack, the scheduler, ``repo``/``db`` or anything that opens a connection.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, ClassVar, Final, Literal
+
+from sqlalchemy import Column, Dialect, ForeignKey, Index, Integer, MetaData, String, Text, types
+from sqlalchemy.orm import registry
+from sqlalchemy.sql.operators import OperatorType
+from sqlmodel import Field, SQLModel
+
+from gatebot.gate.models import CustomerAccountField
+from gatebot.money import Money
+from gatebot.store.crypto import Cipher, open_json, seal_json
+
+__all__ = [
+    "FINAL_STATUSES",
+    "OPEN_STATUSES",
+    "AuditEntry",
+    "CatalogProduct",
+    "DecimalText",
+    "KeyValue",
+    "Lease",
+    "Order",
+    "OrderHistory",
+    "OrderStatus",
+    "SeenDeposit",
+    "StatusText",
+    "StoreModel",
+    "UTCDateTime",
+    "metadata",
+]
+
+
+class OrderStatus(StrEnum):
+    """Where an order is in OUR pipeline (Gate itself only knows pending/completed/failed)."""
+
+    SUBMITTING = "submitting"  # intent saved; the create request may be in flight
+    UNKNOWN = "unknown"  # outcome unknown: retry with the same key and body
+    PENDING = "pending"  # Gate accepted it; not final yet
+    WAITING_FUNDS = "waiting_funds"  # insufficient_balance: resume after a deposit, same key
+    COMPLETED = "completed"
+    FAILED = "failed"  # Gate said failed
+    REJECTED = "rejected"  # Gate answered 4xx: definitive, reason recorded
+
+
+OPEN_STATUSES: Final = frozenset(
+    {OrderStatus.SUBMITTING, OrderStatus.UNKNOWN, OrderStatus.PENDING, OrderStatus.WAITING_FUNDS}
+)
+FINAL_STATUSES: Final = frozenset({OrderStatus.COMPLETED, OrderStatus.FAILED, OrderStatus.REJECTED})
+
+
+# -- column types -------------------------------------------------------------------------------------
+
+
+class UTCDateTime(types.TypeDecorator[datetime]):
+    """A timezone-aware UTC ``datetime`` on every dialect.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no time zones, so the value is converted to UTC and
+    stored without an offset (every value in UTC keeps text comparison correct); reading attaches UTC.
+    Naive datetimes are refused: guessing their zone is how timestamps silently shift by hours.
+    """
+
+    impl = types.DateTime
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def __repr__(self) -> str:
+        return "UTCDateTime()"
+
+    def coerce_compared_value(self, op: OperatorType | None, value: Any) -> types.TypeEngine[Any]:
+        if isinstance(value, timedelta):
+            return types.Interval()
+        return self
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.utcoffset() is None:
+            raise ValueError("naive datetime: store timezone-aware UTC datetimes (use the injected clock)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class DecimalText(types.TypeDecorator[Decimal]):
+    """A ``Decimal`` stored as its exact text (``str(Decimal)``): every digit and the exponent survive.
+
+    Accepts ``Decimal``, ``int`` and numeric strings; refuses ``float``, ``bool`` and non-finite values.
+    Amounts are never compared or summed in SQL (text order is not numeric order): do that in Python.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def __repr__(self) -> str:
+        return "DecimalText()"
+
+    def process_bind_param(self, value: Decimal | int | str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, bool | float):
+            raise TypeError(f"refusing to store {type(value).__name__} {value!r} as an amount: use Decimal")
+        if isinstance(value, int):
+            value = Decimal(value)
+        elif isinstance(value, str):
+            value = Decimal(value.strip())
+        if not isinstance(value, Decimal):
+            raise TypeError(f"expected a Decimal amount, got {type(value).__name__}")
+        if not value.is_finite():
+            raise ValueError(f"refusing to store a non-finite amount ({value})")
+        return str(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+
+class StatusText(types.TypeDecorator[OrderStatus]):
+    """An :class:`OrderStatus` stored as its plain string (no native enum type to migrate)."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __repr__(self) -> str:
+        return "StatusText()"
+
+    def process_bind_param(self, value: OrderStatus | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else OrderStatus(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> OrderStatus | None:
+        return None if value is None else OrderStatus(value)
+
+
+# -- metadata -------------------------------------------------------------------------------------------
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: The store's own metadata: the migrations' target and what ``compare_metadata`` checks.
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class StoreModel(SQLModel, registry=registry(metadata=metadata)):
+    """Base of the store's tables: binds them to :data:`metadata` instead of ``SQLModel.metadata``."""
+
+
+#: Order fields holding amounts in the order's currency (for :meth:`Order.money`).
+MoneyField = Literal["amount", "estimated_cost", "charged_amount", "balance_before", "balance_after"]
+
+_UNSET: Any = object()
+
+
+def _money(value: Decimal | None, currency: str) -> Money | None:
+    return None if value is None else Money(value, currency)
+
+
+# -- tables ---------------------------------------------------------------------------------------------
+
+
+class Order(StoreModel, table=True):
+    """One business order; ``id`` is our order number (shown as ``#id``).
+
+    Status changes go through ``repo.set_status`` only (it appends :class:`OrderHistory`).
+    """
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_requester_created_at", "requester", "created_at"),
+        Index("ix_orders_status_next_attempt_at", "status", "next_attempt_at"),
+        {"sqlite_autoincrement": True},  # numbers are never reused
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_ref: str = Field(max_length=64, unique=True, index=True)
+    idempotency_key: str = Field(max_length=64, unique=True, index=True)
+    gate_order_id: str | None = Field(default=None, max_length=64, unique=True, index=True)
+    product_id: int
+    product_name: str = Field(sa_type=Text)
+    product_type: str = Field(max_length=32)  # redeem_card | direct_top_up | direct_transfer
+    currency: str = Field(max_length=3)
+    amount: Decimal | None = Field(default=None, sa_type=DecimalText)  # top-up face amount
+    quantity: int = 1
+    estimated_cost: Decimal | None = Field(default=None, sa_type=DecimalText)
+    charged_amount: Decimal | None = Field(default=None, sa_type=DecimalText)
+    balance_before: Decimal | None = Field(default=None, sa_type=DecimalText)
+    balance_after: Decimal | None = Field(default=None, sa_type=DecimalText)
+    status: OrderStatus = Field(default=OrderStatus.SUBMITTING, sa_type=StatusText)
+    status_reason: str | None = Field(default=None, sa_type=Text)
+    error_code: str | None = Field(default=None, max_length=64)
+    is_test: bool = False
+    request_body_enc: str = Field(default="", sa_type=Text)
+    customer_account_enc: str | None = Field(default=None, sa_type=Text)
+    order_content_enc: str | None = Field(default=None, sa_type=Text)
+    requester: str = Field(max_length=64)
+    origin_channel: str | None = Field(default=None, max_length=32)
+    origin_ts: str | None = Field(default=None, max_length=32)
+    dm_sent: bool = False
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    failed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    MONEY_FIELDS: ClassVar[tuple[str, ...]] = (
+        "amount", "estimated_cost", "charged_amount", "balance_before", "balance_after",
+    )  # fmt: skip
+
+    @property
+    def number(self) -> str:
+        """Our order number for people: ``#123``."""
+        return f"#{self.id}" if self.id is not None else "#?"
+
+    @property
+    def is_open(self) -> bool:
+        return OrderStatus(self.status) in OPEN_STATUSES
+
+    @property
+    def is_final(self) -> bool:
+        return OrderStatus(self.status) in FINAL_STATUSES
+
+    def money(self, field: MoneyField) -> Money | None:
+        """``Money`` for one of the amount fields, in the order's currency (``None`` when unset)."""
+        if field not in self.MONEY_FIELDS:
+            raise ValueError(f"{field!r} is not an amount field of Order")
+        value: Decimal | None = getattr(self, field)
+        return _money(value, self.currency)
+
+    # -- encrypted fields ----------------------------------------------------------------------------
+    def set_secret_fields(
+        self,
+        cipher: Cipher,
+        *,
+        body: dict[str, Any] | None = _UNSET,
+        account: dict[str, Any] | None = _UNSET,
+        content: dict[str, Any] | None = _UNSET,
+    ) -> None:
+        """Encrypt and set the fields given (leave out a field to keep it; pass ``None`` to clear it).
+
+        ``body`` is the exact create-order JSON (it is re-sent verbatim on retries, so it must be the
+        ``CreateOrderRequest.body()`` that was or will be sent); ``account`` the customer account;
+        ``content`` Gate's ``order_content`` (voucher codes, vendor ids).
+        """
+        if body is not _UNSET:
+            if body is None:
+                raise ValueError("an order's request body cannot be cleared")
+            self.request_body_enc = seal_json(cipher, body)
+        if account is not _UNSET:
+            self.customer_account_enc = None if account is None else seal_json(cipher, account)
+        if content is not _UNSET:
+            self.order_content_enc = None if content is None else seal_json(cipher, content)
+
+    def request_body(self, cipher: Cipher) -> dict[str, Any]:
+        """The create-order body exactly as stored (for a retry with the same key)."""
+        if not self.request_body_enc:
+            raise ValueError(f"order {self.number} has no stored request body")
+        return open_json(cipher, self.request_body_enc)
+
+    def account(self, cipher: Cipher) -> dict[str, Any] | None:
+        """The customer account (decrypted), or ``None``. Never log it."""
+        return None if self.customer_account_enc is None else open_json(cipher, self.customer_account_enc)
+
+    def content(self, cipher: Cipher) -> dict[str, Any] | None:
+        """Gate's ``order_content`` (decrypted: may hold voucher codes), or ``None``. Never log it."""
+        return None if self.order_content_enc is None else open_json(cipher, self.order_content_enc)
+
+
+class OrderHistory(StoreModel, table=True):
+    """One status change of an order (append-only). ``from_status`` is ``None`` for the creation row."""
+
+    __tablename__ = "order_history"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(sa_column=Column(Integer, ForeignKey("orders.id"), nullable=False, index=True))
+    at: datetime = Field(sa_type=UTCDateTime)
+    from_status: OrderStatus | None = Field(default=None, sa_type=StatusText)
+    to_status: OrderStatus = Field(sa_type=StatusText)
+    actor: str = Field(max_length=64)  # "U123", "system:tracker", "system:recovery", "cli:alice"
+    note: str | None = Field(default=None, sa_type=Text)
+
+
+class AuditEntry(StoreModel, table=True):
+    """Who did (or tried to do) what: order creation, viewing a voucher code, role denials."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=64)  # "order.create", "code.view", ...
+    target: str | None = Field(default=None, max_length=128, index=True)
+    allowed: bool
+    detail: str | None = Field(default=None, sa_type=Text)
+
+
+class CatalogProduct(StoreModel, table=True):
+    """A cached Gate product (``id`` is Gate's product id). Refreshed by ``repo.replace_catalog``."""
+
+    __tablename__ = "catalog_products"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    name: str = Field(sa_type=Text)
+    slug: str = Field(max_length=128, index=True)
+    type_code: str = Field(max_length=32)  # redeem_card | direct_top_up | direct_transfer | unknown
+    category_id: int | None = None
+    currency: str = Field(max_length=3)
+    region_code: str | None = Field(default=None, max_length=16)
+    price: Decimal | None = Field(default=None, sa_type=DecimalText)
+    min_amount: Decimal | None = Field(default=None, sa_type=DecimalText)
+    max_amount: Decimal | None = Field(default=None, sa_type=DecimalText)
+    step: Decimal | None = Field(default=None, sa_type=DecimalText)
+    margin: Decimal | None = Field(default=None, sa_type=DecimalText)  # a rate, e.g. 0.25
+    is_active: bool = True
+    account_fields_json: str | None = Field(default=None, sa_type=Text)
+    description: str | None = Field(default=None, sa_type=Text)
+    search_name: str = Field(sa_type=Text, index=True)  # lower-cased "name slug", for substring search
+    refreshed_at: datetime = Field(sa_type=UTCDateTime)
+
+    def money(self, field: Literal["price", "min_amount", "max_amount", "step"]) -> Money | None:
+        if field not in ("price", "min_amount", "max_amount", "step"):
+            raise ValueError(f"{field!r} is not an amount field of CatalogProduct")
+        value: Decimal | None = getattr(self, field)
+        return _money(value, self.currency)
+
+    def account_fields(self) -> list[CustomerAccountField] | None:
+        """The customer-account fields the product publishes, or ``None`` when it publishes none."""
+        if self.account_fields_json is None:
+            return None
+        return [CustomerAccountField.model_validate(item) for item in json.loads(self.account_fields_json)]
+
+
+class SeenDeposit(StoreModel, table=True):
+    """A Gate deposit we have seen (``id`` is Gate's deposit id), and whether it was announced."""
+
+    __tablename__ = "deposits_seen"
+    __table_args__ = (Index("ix_deposits_seen_status_announced_at", "status", "announced_at"),)
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    currency: str = Field(max_length=3)
+    amount: Decimal = Field(sa_type=DecimalText)
+    status: str = Field(max_length=16)  # pending | posted | rejected
+    method: str | None = Field(default=None, max_length=32)
+    external_ref: str | None = Field(default=None, max_length=128)
+    created_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    posted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    first_seen_at: datetime = Field(sa_type=UTCDateTime)
+    announced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class KeyValue(StoreModel, table=True):
+    """Small JSON state (alert state, cursors). ``version`` increments on every write (optimistic lock)."""
+
+    __tablename__ = "kv"
+
+    key: str = Field(max_length=128, primary_key=True)
+    value: str = Field(sa_type=Text)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    version: int = 1
+
+
+class Lease(StoreModel, table=True):
+    """A named, expiring lock held by one owner: "only one scheduler runs" across processes."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(max_length=64, primary_key=True)
+    owner: str = Field(max_length=128)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    acquired_at: datetime = Field(sa_type=UTCDateTime)

@@ -1,0 +1,1 @@
+"""Tests of the order store (gatebot/store/); every database test runs on SQLite and PostgreSQL."""

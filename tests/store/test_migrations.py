@@ -1,0 +1,145 @@
+"""Migrations: upgrade from empty, schema checks, and models == migrated schema on both dialects."""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+
+from gatebot.store import db as store_db
+from gatebot.store.db import (
+    MIGRATIONS_DIR,
+    SchemaOutOfDate,
+    check_schema,
+    current_revision,
+    downgrade,
+    head_revision,
+    make_engine,
+    upgrade,
+)
+from gatebot.store.models import metadata
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+def _diffs(engine: Engine) -> list[object]:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+
+def test_upgrade_empty_database_to_head(engine: Engine) -> None:
+    assert current_revision(engine) is None
+    upgrade(engine)
+    assert current_revision(engine) == head_revision() == "0001"
+    tables = set(inspect(engine).get_table_names())
+    assert tables == set(metadata.tables) | {"alembic_version"}
+    check_schema(engine)  # does not raise
+
+
+def test_upgrade_twice_is_a_no_op(engine: Engine) -> None:
+    upgrade(engine)
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+
+
+def test_migrated_schema_matches_the_models(engine: Engine) -> None:
+    upgrade(engine)
+    assert _diffs(engine) == []
+
+
+def test_comparison_would_notice_a_difference(engine: Engine) -> None:
+    """Guards the test above: a schema that differs from the models must produce diffs."""
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_orders_external_ref"))
+    diffs = _diffs(engine)
+    assert any("ix_orders_external_ref" in repr(diff) for diff in diffs)
+
+
+def test_check_schema_on_empty_database_says_what_to_run(engine: Engine) -> None:
+    with pytest.raises(SchemaOutOfDate) as info:
+        check_schema(engine)
+    assert info.value.current is None
+    assert info.value.head == head_revision()
+    assert "empty database" in str(info.value)
+    assert "run `gatebot db upgrade`" in str(info.value)
+
+
+def test_check_schema_on_out_of_date_database(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    upgrade(engine)
+    monkeypatch.setattr(store_db, "head_revision", lambda: "0002")
+    with pytest.raises(SchemaOutOfDate) as info:
+        check_schema(engine)
+    assert str(info.value) == "database schema is at 0001, code needs 0002: run `gatebot db upgrade`"
+
+
+def test_check_schema_on_database_from_a_newer_version(engine: Engine) -> None:
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(SchemaOutOfDate, match="9999, which this version of gatebot does not know") as info:
+        check_schema(engine)
+    assert "`gatebot db upgrade`" in str(info.value)
+
+
+def test_downgrade_to_base_and_back(engine: Engine) -> None:
+    upgrade(engine)
+    downgrade(engine, "base")
+    assert current_revision(engine) is None
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    upgrade(engine)
+    assert _diffs(engine) == []
+
+
+@pytest.mark.postgres
+def test_postgres_tables_live_in_the_connection_schema(postgres_schema_url: str) -> None:
+    engine = make_engine(postgres_schema_url)
+    try:
+        upgrade(engine)
+        with engine.connect() as connection:
+            schema = connection.execute(text("SELECT current_schema()")).scalar_one()
+            rows = (
+                connection.execute(
+                    text(
+                        "SELECT table_schema FROM information_schema.tables "
+                        "WHERE table_name = 'orders' AND table_schema IN ('public', :schema)"
+                    ),
+                    {"schema": schema},
+                )
+                .scalars()
+                .all()
+            )
+        assert schema.startswith("gbt_")
+        assert rows == [schema]
+        assert "alembic_version" in inspect(engine).get_table_names(schema=schema)
+    finally:
+        engine.dispose()
+
+
+def test_every_migration_file_ships_in_the_wheel() -> None:
+    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["gatebot"]
+    package_root = REPO_ROOT / "gatebot"
+    files = [
+        p.relative_to(package_root).as_posix()
+        for p in MIGRATIONS_DIR.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    ]
+    assert "store/migrations/env.py" in files
+    assert "store/migrations/versions/0001_initial.py" in files
+    unshipped = [f for f in files if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns)]
+    assert unshipped == []
