@@ -1,0 +1,378 @@
+"""The ``gatebot`` command line: a thin layer over the core (and the ops fallback when Slack is down).
+
+Exit codes: 0 success, 1 the operation failed (not found, refused by Gate...), 2 bad usage or
+configuration. Problems are printed as one line each, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gatebot import __version__
+from gatebot.config import ConfigError, Settings, load_settings
+
+__all__ = ["main"]
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+class UsageError(Exception):
+    """Bad arguments: the message names what is wrong and how to fix it."""
+
+
+def _print_err(message: str) -> None:
+    print(f"gatebot: {message}", file=sys.stderr)
+
+
+# -- check --------------------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    print("Effective configuration (secrets masked):")
+    masked = settings.masked()
+    width = max(len(k) for k in masked)
+    for name, value in masked.items():
+        print(f"  {name:<{width}}  {value}")
+    print()
+    return asyncio.run(_probe(settings))
+
+
+async def _probe(settings: Settings) -> int:
+    import httpx
+
+    from gatebot.gate import GateClient, GateError, RetryPolicy
+    from gatebot.runtime import gate_transport
+    from gatebot.store.db import SchemaOutOfDate, check_schema, make_engine
+
+    ok = True
+    where = "built-in sandbox (in-process)" if settings.uses_builtin_sandbox else settings.gate_api_url
+    print(f"Gate API: {where}")
+    transport, _ = gate_transport(settings, _system_clock())
+    client = GateClient(base_url=settings.gate_api_url or "http://sandbox.gatebot.invalid/",
+                        api_key=settings.effective_gate_key, agent_id=settings.effective_agent_id,
+                        timeout=httpx.Timeout(settings.gate_timeout, connect=settings.gate_connect_timeout),
+                        transport=transport, retry=RetryPolicy(attempts=1))
+    async with client:
+        health = await client.health()
+        print(f"  /health   {'ok' if health.ok else 'FAILED'}"
+              + (f" (HTTP {health.status_code})" if health.status_code else f" ({health.detail})"))
+        ok &= health.ok
+        try:
+            balances = await client.get_balance()
+            print("  /balance  ok: " + (", ".join(b.money().format() for b in balances) or "no balances"))
+        except GateError as exc:
+            ok = False
+            print(f"  /balance  FAILED: {type(exc).__name__}: {exc.message}")
+    print(f"Database: {settings.masked()['DATABASE_URL']}")
+    try:
+        engine = make_engine(settings.database_url)
+        try:
+            check_schema(engine)
+            print("  schema    up to date")
+        finally:
+            engine.dispose()
+    except SchemaOutOfDate as exc:
+        ok = False
+        print(f"  schema    {exc}")
+    except Exception as exc:
+        ok = False
+        print(f"  cannot connect: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+    print("Slack: " + ("bot token set" if settings.slack_bot_token else "no SLACK_BOT_TOKEN (needed for serve)"))
+    print("All checks passed." if ok else "Some checks failed (see above).")
+    return 0 if ok else 1
+
+
+def _system_clock() -> Any:
+    from gatebot.clock import SystemClock
+
+    return SystemClock()
+
+
+# -- sandbox ------------------------------------------------------------------------------------------
+def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.sandbox.__main__ import main as sandbox_main
+
+    argv = ["--host", args.host, "--port", str(args.port), *args.sandbox_args]
+    return sandbox_main(argv)
+
+
+# -- db -----------------------------------------------------------------------------------------------
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.store.db import current_revision, head_revision, make_engine, upgrade
+
+    engine = make_engine(settings.database_url)
+    try:
+        if args.db_command == "upgrade":
+            before = current_revision(engine)
+            upgrade(engine)
+            after = current_revision(engine)
+            print(f"database at {after}" + (" (already up to date)" if before == after else f" (was {before})"))
+        else:
+            print(f"database at {current_revision(engine) or '(empty)'}; code needs {head_revision()}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+# -- orders -------------------------------------------------------------------------------------------
+def _run(settings: Settings, fn: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+    from gatebot.runtime import core
+
+    async def go() -> int:
+        async with core(settings) as c:
+            return await fn(c)
+
+    return asyncio.run(go())
+
+
+def cmd_order(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.textview import order_text
+
+    async def go(c: Any) -> int:
+        order = c.orders.find(args.ref)
+        if order is None:
+            _print_err(f"no order matches {args.ref!r} (try our number like 12, a Gate order id, "
+                       "an external_ref or an idempotency key)")
+            return 1
+        content = c.orders.content(order) if args.show_code else None
+        print(order_text(order, c.orders.history(order.id), content=content))
+        return 0
+
+    return _run(settings, go)
+
+
+def cmd_orders(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.store import repo
+    from gatebot.store.models import OrderStatus
+    from gatebot.textview import orders_table
+
+    statuses = None
+    if args.status:
+        valid = {s.value for s in OrderStatus}
+        statuses = [s.strip() for s in args.status.split(",")]
+        bad = [s for s in statuses if s not in valid]
+        if bad:
+            raise UsageError(f"unknown status {', '.join(bad)}; use one of {', '.join(sorted(valid))}")
+    since = _parse_since(args.since) if args.since else None
+
+    async def go(c: Any) -> int:
+        with c.db.session() as s:
+            rows = repo.list_orders(s, status=statuses, requester=args.requester, since=since, limit=args.limit)
+        print(orders_table(rows))
+        return 0
+
+    return _run(settings, go)
+
+
+def _parse_since(text: str) -> datetime:
+    now = datetime.now(UTC)
+    units = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+    if text[-1:] in units and text[:-1].isdigit():
+        return now - int(text[:-1]) * units[text[-1]]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--since {text!r}: use a date like 2026-11-24, a time like 2026-11-24T09:00, "
+                         "or an age like 2h or 7d") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.gate import GateError
+
+    async def go(c: Any) -> int:
+        try:
+            balances = await c.gate.get_balance()
+        except GateError as exc:
+            _print_err(f"could not read balances from Gate: {exc.message}")
+            return 1
+        thresholds = settings.gatebot_low_balance
+        for b in balances:
+            money = b.money()
+            level = thresholds.get(money.currency)
+            status = ""
+            if level is not None:
+                status = ("CRITICAL" if money <= level.critical else "LOW" if money <= level.warning else "ok")
+                status = f"  [{status}: warning {level.warning.amount}, critical {level.critical.amount}]"
+            print(f"{money.format():>20}{status}")
+        if not balances:
+            print("no balances")
+        return 0
+
+    return _run(settings, go)
+
+
+def cmd_buy(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.gate import GateError
+    from gatebot.orders import GateDown, OrderDraft, OrderInvalid, parse_account_lines
+    from gatebot.textview import order_text
+
+    account, problems = parse_account_lines("\n".join(args.account or []))
+    if problems:
+        raise UsageError("--account: " + "; ".join(problems))
+    requester = f"cli:{getpass.getuser()}"
+
+    async def go(c: Any) -> int:
+        from gatebot.store import repo
+
+        with c.db.session() as s:
+            empty = repo.catalog_refreshed_at(s) is None
+        if empty or args.refresh:
+            try:
+                await c.orders.refresh_catalog()
+            except GateError as exc:
+                _print_err(f"could not load the catalog from Gate: {exc.message}")
+                return 1
+        draft = OrderDraft(product=args.product, requester=requester, amount=args.amount,
+                           quantity=args.quantity, account=account, external_ref=args.ref, test=args.test)
+        try:
+            quote = await c.orders.quote(draft)
+        except OrderInvalid as exc:
+            for fld, msg in exc.errors.items():
+                _print_err(f"{fld.replace('account.', '--account ')}: {msg}")
+            return 2
+        except GateDown as exc:
+            _print_err(str(exc))
+            return 1
+        after = quote.balance_after
+        print(f"{quote.product.name}: costs {quote.cost}"
+              + (f", leaves {after}" if after is not None else ""))
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise UsageError("not a terminal: add --yes to place the order without confirming")
+            answer = await asyncio.to_thread(input, "Place this order? [y/N] ")
+            if answer.strip().lower() not in {"y", "yes"}:
+                print("Nothing was sent.")
+                return 1
+        order = await c.orders.save_intent(quote, draft)
+        order = await c.orders.submit(order.id, actor=requester)
+        print(order_text(order, c.orders.history(order.id), content=None))
+        return 0 if order.status not in ("rejected", "failed") else 1
+
+    return _run(settings, go)
+
+
+def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.gate import GateError
+    from gatebot.store import repo
+    from gatebot.textview import products_table
+
+    async def go(c: Any) -> int:
+        with c.db.session() as s:
+            empty = repo.catalog_refreshed_at(s) is None
+        if empty or args.refresh:
+            try:
+                await c.orders.refresh_catalog()
+            except GateError as exc:
+                _print_err(f"could not load the catalog from Gate: {exc.message}")
+                return 1
+        with c.db.session() as s:
+            rows = repo.search_products(s, args.query or "", active_only=not args.all)
+        print(products_table(rows))
+        return 0
+
+    return _run(settings, go)
+
+
+def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
+    async def go(c: Any) -> int:
+        n = await c.orders.recover(everything=True)
+        result = await c.orders.track()
+        print(f"re-drove {n} open order(s); tracked {result.checked} pending ({result.changed} changed)")
+        return 0
+
+    return _run(settings, go)
+
+
+# -- parser -------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gatebot", description="Slack chat-ops for the Plexy Gate API.")
+    parser.add_argument("--version", action="version", version=f"gatebot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("check", help="print the effective configuration and probe the Gate API")
+    p.set_defaults(handler=cmd_check)
+
+    p = sub.add_parser("sandbox", help="serve the Gate API simulator over HTTP")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8099)
+    p.add_argument("sandbox_args", nargs=argparse.REMAINDER, help="more sandbox options (see --help)")
+    p.set_defaults(handler=cmd_sandbox, no_settings=True)
+
+    p = sub.add_parser("db", help="database schema: upgrade | current")
+    p.add_argument("db_command", choices=["upgrade", "current"])
+    p.set_defaults(handler=cmd_db)
+
+    p = sub.add_parser("order", help="show one order by any reference")
+    p.add_argument("ref", help="our number (12 or #12), Gate order id, external_ref or idempotency key")
+    p.add_argument("--show-code", action="store_true", help="also print the voucher code / PIN")
+    p.set_defaults(handler=cmd_order)
+
+    p = sub.add_parser("orders", help="list orders, newest first")
+    p.add_argument("--status", help="comma-separated: submitting,unknown,pending,waiting_funds,completed,...")
+    p.add_argument("--since", help="a date (2026-11-24), a time, or an age (2h, 7d)")
+    p.add_argument("--requester", help="a Slack user id or cli:<name>")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(handler=cmd_orders)
+
+    p = sub.add_parser("balance", help="balances per currency, with their low-balance status")
+    p.set_defaults(handler=cmd_balance)
+
+    p = sub.add_parser("products", help="search the cached catalog")
+    p.add_argument("query", nargs="?", default="")
+    p.add_argument("--all", action="store_true", help="include inactive products")
+    p.add_argument("--refresh", action="store_true", help="reload the catalog from Gate first")
+    p.set_defaults(handler=cmd_products)
+
+    p = sub.add_parser("buy", help="place an order")
+    p.add_argument("--product", required=True, help="product id or slug")
+    p.add_argument("--amount", help="top-up amount, e.g. 25.00")
+    p.add_argument("--quantity", help="voucher quantity (1-100)")
+    p.add_argument("--account", action="append", metavar="KEY=VALUE", help="customer-account field (repeat)")
+    p.add_argument("--ref", help="external_ref (default: generated, e.g. GB-20261124-7K3Q)")
+    p.add_argument("--test", action="store_true", help="a test order (is_test at Gate)")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--refresh", action="store_true", help="reload the catalog from Gate first")
+    p.set_defaults(handler=cmd_buy)
+
+    p = sub.add_parser("recover", help="re-drive orders with an unknown outcome, then track pending ones")
+    p.set_defaults(handler=cmd_recover)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = None if getattr(args, "no_settings", False) else load_settings()
+        if settings is not None:
+            logging.getLogger().setLevel(settings.gatebot_log_level if args.command in {"serve", "socket", "clock"}
+                                         else logging.WARNING)
+        return int(args.handler(args, settings))
+    except ConfigError as exc:
+        for line in exc.problems:
+            _print_err(line)
+        _print_err("fix the variables above (environment, .env or gatebot.toml) and try again")
+        return 2
+    except UsageError as exc:
+        _print_err(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from gatebot.store.db import SchemaOutOfDate
+
+        if isinstance(exc, SchemaOutOfDate):
+            _print_err(str(exc))
+            return 2
+        raise

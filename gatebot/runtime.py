@@ -1,0 +1,95 @@
+"""Composition root: builds the store, cipher, Gate client and order service from :class:`Settings`.
+
+The only module (with ``cli.py``) that knows every layer. The Slack app and the scheduler are attached
+by :mod:`gatebot.cli` through :class:`Core`, so the core objects are built once per process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+
+from gatebot.clock import Clock, SystemClock
+from gatebot.config import Settings
+from gatebot.events import EventBus
+from gatebot.gate import GateClient
+from gatebot.orders import OrderService
+from gatebot.store.crypto import Cipher, cipher_from_key
+from gatebot.store.db import Database, check_schema, make_engine
+
+__all__ = ["Core", "build_cipher", "build_database", "core"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Core:
+    """Everything the surfaces (Slack, CLI, jobs) share in one process."""
+
+    settings: Settings
+    db: Database
+    cipher: Cipher
+    gate: GateClient
+    orders: OrderService
+    events: EventBus
+    clock: Clock
+    sandbox_app: object | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+def build_cipher(settings: Settings) -> Cipher:
+    key = settings.gatebot_encryption_key.get_secret_value() if settings.gatebot_encryption_key else None
+    if key is None and settings.is_production:
+        log.warning("GATEBOT_ENCRYPTION_KEY is not set: voucher codes and customer-account fields will be "
+                    "stored UNENCRYPTED. Set it in production (see README, 'Configuration').")
+    return cipher_from_key(key)
+
+
+def build_database(settings: Settings, *, check: bool = True) -> Database:
+    engine = make_engine(settings.database_url)
+    if check:
+        check_schema(engine)
+    return Database(engine)
+
+
+def gate_transport(settings: Settings, clock: Clock) -> tuple[httpx.AsyncBaseTransport | None, object | None]:
+    """The built-in sandbox (in-process) when ``GATE_API_URL`` is unset; else the network."""
+    if not settings.uses_builtin_sandbox:
+        return None, None
+    from gatebot.sandbox.app import create_app
+    from gatebot.sandbox.simulator import SandboxConfig
+
+    app = create_app(SandboxConfig(api_key=settings.effective_gate_key, agent_id=settings.effective_agent_id),
+                     clock=clock)
+    return httpx.ASGITransport(app=app), app
+
+
+@asynccontextmanager
+async def core(settings: Settings, *, clock: Clock | None = None, check_schema: bool = True,
+               gate_transport_override: httpx.AsyncBaseTransport | None = None) -> AsyncIterator[Core]:
+    """Build the core for one process; closes the Gate client and the engine on exit."""
+    clock = clock or SystemClock()
+    db = build_database(settings, check=check_schema)
+    cipher = build_cipher(settings)
+    transport, sandbox_app = (gate_transport_override, None) if gate_transport_override else \
+        gate_transport(settings, clock)
+    base_url = settings.gate_api_url or "http://sandbox.gatebot.invalid/"
+    timeout = httpx.Timeout(settings.gate_timeout, connect=settings.gate_connect_timeout)
+    events = EventBus()
+    client = GateClient(base_url=base_url, api_key=settings.effective_gate_key,
+                        agent_id=settings.effective_agent_id, timeout=timeout, transport=transport)
+    orders = OrderService(
+        db=db, gate_client=client, cipher=cipher, clock=clock, events=events,
+        account_fields=settings.gatebot_account_fields, default_margin=settings.gatebot_topup_margin,
+        resume_on_deposit=settings.gatebot_resume_on_deposit,
+    )
+    try:
+        yield Core(settings=settings, db=db, cipher=cipher, gate=client, orders=orders, events=events,
+                   clock=clock, sandbox_app=sandbox_app)
+    finally:
+        await client.aclose()
+        db.engine.dispose()
