@@ -21,6 +21,7 @@ Must not import Slack or the scheduler.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 
 from gatebot import gate
 from gatebot.clock import Clock
@@ -41,6 +44,7 @@ from gatebot.store.db import Database
 from gatebot.store.models import OPEN_STATUSES, CatalogProduct, Order, OrderHistory, OrderStatus
 
 __all__ = [
+    "BalanceSnapshot",
     "GateDown",
     "OrderDraft",
     "OrderInvalid",
@@ -66,6 +70,7 @@ SUBMIT_GRACE = timedelta(seconds=60)
 #: Retry schedule for ``unknown`` orders (attempt n waits BACKOFF[min(n, len-1)]).
 BACKOFF = (timedelta(seconds=15), timedelta(seconds=30), timedelta(minutes=1), timedelta(minutes=2),
            timedelta(minutes=5), timedelta(minutes=15))
+_BALANCES_KEY = "gate:balances"
 _SUBMITTABLE = frozenset({OrderStatus.SUBMITTING, OrderStatus.UNKNOWN, OrderStatus.WAITING_FUNDS})
 #: With at most this many pending orders, tracking asks for each one; above it, it pages the lists.
 SINGLE_FETCH_LIMIT = 3
@@ -99,6 +104,23 @@ class OrderDraft:
     external_ref: str | None = None
     test: bool = False
     origin_channel: str | None = None
+    #: The Slack modal draft this comes from: a second submit of the same draft finds the first order.
+    draft_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceSnapshot:
+    """Balances as Gate last reported them; ``cached`` when Gate did not answer in time."""
+
+    balances: list[gate.Balance]
+    at: datetime
+    cached: bool = False
+
+    def get(self, currency: str) -> Money | None:
+        for b in self.balances:
+            if b.currency_code.upper() == currency.upper():
+                return b.money()
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +131,8 @@ class Quote:
     request: CreateOrderRequest
     cost: Money
     available: Money | None = None
+    #: True when the balance came from the last known reading because Gate was slow.
+    balance_cached: bool = False
 
     @property
     def balance_after(self) -> Money | None:
@@ -368,11 +392,16 @@ class OrderService:
         return result
 
     # -- quote and place ------------------------------------------------------------------------------
-    async def quote(self, draft: OrderDraft) -> Quote:
-        """Validate, then check the balance in the order's currency (one ``GET /balance``)."""
+    async def quote(self, draft: OrderDraft, *, balance_wait: float | None = None) -> Quote:
+        """Validate, then check the balance in the order's currency (one ``GET /balance``).
+
+        ``balance_wait`` bounds the wait for Gate (a Slack modal has 3 s): past it, the last known
+        balance is used and the quote says so; the order is checked again by Gate itself.
+        """
         self._require_gate()
         product, request, cost = self.validate(draft)
-        available = await self._available(cost.currency)
+        snapshot = await self.balances(max_wait=balance_wait)
+        available = snapshot.get(cost.currency)
         if available is None:
             raise OrderInvalid({"balance": f"The Gate account has no {cost.currency} balance."})
         if cost > available:
@@ -380,13 +409,20 @@ class OrderService:
             raise OrderInvalid({"balance": (
                 f"Not enough {cost.currency}: this order costs {cost} and {available} is available "
                 f"(short by {short}). Ask finance for a deposit, then try again.")})
-        return Quote(product=product, request=request, cost=cost, available=available)
+        return Quote(product=product, request=request, cost=cost, available=available,
+                     balance_cached=snapshot.cached)
 
     async def place(self, draft: OrderDraft, *, actor: str | None = None) -> Order:
         """Quote, persist the intent, submit. Returns the order as stored after Gate's answer.
 
-        Raises :class:`OrderInvalid` (nothing saved, nothing sent) or :class:`GateDown`.
+        Raises :class:`OrderInvalid` (nothing saved, nothing sent) or :class:`GateDown`. A draft that
+        was already placed (``draft_id``) returns that order and sends nothing new.
         """
+        if draft.draft_id:
+            with self.db.session() as s:
+                existing = repo.order_by_draft(s, draft.draft_id)
+            if existing is not None:
+                return existing
         quote = await self.quote(draft)
         order = await self.save_intent(quote, draft)
         return await self.submit(_id(order), actor=actor or draft.requester)
@@ -408,12 +444,21 @@ class OrderService:
                 amount=Decimal(top.amount) if top else None, quantity=request.quantity,
                 estimated_cost=quote.cost.amount, status=OrderStatus.SUBMITTING, is_test=request.test,
                 requester=draft.requester, origin_channel=draft.origin_channel, attempts=0,
+                draft_id=draft.draft_id,
                 next_attempt_at=now + SUBMIT_GRACE, created_at=now, updated_at=now,
             )
             order.set_secret_fields(self.cipher, body=request.body(),
                                     account=dict(top.customer_account) if top else None)
-            repo.add_order(s, order, actor=draft.requester, note="intent saved")
-            s.commit()
+            try:
+                repo.add_order(s, order, actor=draft.requester, note="intent saved")
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                existing = repo.order_by_draft(s, draft.draft_id) if draft.draft_id else None
+                if existing is None:
+                    raise
+                log.info("draft already placed as order #%s; not placing it twice", existing.id)
+                return existing
         log.info("order #%s intent saved (%s, ref %s)", order.id, product.name, ref)
         await self._emit("order.created", order)
         return order
@@ -564,16 +609,45 @@ class OrderService:
             raise GateDown("The Gate API is down right now, so no order was sent. "
                            "Try again when it has recovered (see /gate health).")
 
-    async def _available(self, currency: str) -> Money | None:
+    async def balances(self, *, max_wait: float | None = None) -> BalanceSnapshot:
+        """Fetch the balances (and remember them); past ``max_wait`` seconds use the last known ones.
+
+        Raises :class:`GateDown` when Gate cannot answer and nothing is known yet.
+        """
+        fetch = asyncio.ensure_future(self.gate.get_balance())
         try:
-            balances = await self.gate.get_balance()
-        except gate.GateError as exc:
-            raise GateDown(f"Could not read the balance from Gate ({type(exc).__name__}); "
-                           "no order was sent. Try again in a minute.") from None
-        for b in balances:
-            if b.currency_code.upper() == currency:
-                return b.money()
-        return None
+            balances = await asyncio.wait_for(asyncio.shield(fetch), max_wait) if max_wait else await fetch
+        except (TimeoutError, gate.GateError) as exc:
+            if isinstance(exc, TimeoutError):
+                fetch.add_done_callback(self._remember_late_balances)
+            cached = self.cached_balances()
+            if cached is None:
+                raise GateDown(f"Could not read the balance from Gate ({type(exc).__name__}); "
+                               "no order was sent. Try again in a minute.") from None
+            return cached
+        return self._remember_balances(balances)
+
+    def cached_balances(self) -> BalanceSnapshot | None:
+        """The balances last read from Gate by any process, or ``None``."""
+        with self.db.session() as s:
+            raw = repo.kv_get(s, _BALANCES_KEY)
+        if not raw:
+            return None
+        return BalanceSnapshot(balances=[gate.Balance.model_validate(b) for b in raw["items"]],
+                               at=raw["at"], cached=True)
+
+    def _remember_balances(self, balances: list[gate.Balance]) -> BalanceSnapshot:
+        now = self.clock.now()
+        with self.db.session() as s:
+            repo.kv_set(s, _BALANCES_KEY, {"at": now, "items": [
+                {"currency_code": b.currency_code, "available": b.available, "updated_at": b.updated_at}
+                for b in balances]}, now)
+            s.commit()
+        return BalanceSnapshot(balances=balances, at=now)
+
+    def _remember_late_balances(self, fetch: asyncio.Future[list[gate.Balance]]) -> None:
+        if not fetch.cancelled() and fetch.exception() is None:
+            self._remember_balances(fetch.result())
 
     def _status_of(self, order_id: int) -> str:
         with self.db.session() as s:

@@ -215,6 +215,8 @@ class Order(StoreModel, table=True):
     external_ref: str = Field(max_length=64, unique=True, index=True)
     idempotency_key: str = Field(max_length=64, unique=True, index=True)
     gate_order_id: str | None = Field(default=None, max_length=64, unique=True, index=True)
+    #: The Slack modal draft this order came from (a second submit of the draft finds this order).
+    draft_id: str | None = Field(default=None, max_length=64, unique=True, index=True)
     product_id: int
     product_name: str = Field(sa_type=Text)
     product_type: str = Field(max_length=32)  # redeem_card | direct_top_up | direct_transfer

@@ -157,6 +157,11 @@ def get_order(s: Session, order_id: int) -> Order | None:
     return s.get(Order, order_id)
 
 
+def order_by_draft(s: Session, draft_id: str) -> Order | None:
+    """The order created from a Slack modal draft, if any (``draft_id`` is unique)."""
+    return s.exec(select(Order).where(col(Order.draft_id) == draft_id)).first()
+
+
 def normalize_ref(ref: str) -> str:
     """Strip whitespace and surrounding ``<...>``/backticks as pasted from Slack: `` `<#12>` `` -> ``#12``."""
     text = ref.strip()

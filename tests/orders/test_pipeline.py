@@ -351,3 +351,50 @@ async def test_tracking_many_orders_pages_the_lists(pipeline: Pipeline) -> None:
     # pending list (empty, 1 page) + all orders newest first (2 pages of 100)
     assert p.gate_requests() - before == result.requests == 3
     assert all(p.service.find(o.external_ref).status == OrderStatus.COMPLETED for o in orders)  # type: ignore[union-attr]
+
+
+# -- Slack-facing helpers: drafts and bounded balance reads ----------------------------------------------
+async def test_a_draft_is_placed_once_however_often_it_is_submitted(pipeline: Pipeline) -> None:
+    p = pipeline
+    first = await p.service.place(draft(STEAM_20, draft_id="d-123"))
+    again = await p.service.place(draft(STEAM_20, draft_id="d-123"))
+    assert again.id == first.id
+    # Two submits racing past the first check: the unique draft id stops the second insert.
+    quote = await p.service.quote(draft(STEAM_20, draft_id="d-456"))
+    a = await p.service.save_intent(quote, draft(STEAM_20, draft_id="d-456"))
+    b = await p.service.save_intent(quote, draft(STEAM_20, draft_id="d-456"))
+    assert a.id == b.id
+    await p.service.recover(everything=True)
+    assert len(p.sim.all_orders()) == 2
+
+
+async def test_balances_fall_back_to_the_last_reading_when_gate_is_slow(pipeline: Pipeline) -> None:
+    import asyncio
+
+    p = pipeline
+    fresh = await p.service.balances()
+    assert not fresh.cached and fresh.get("USD") is not None
+    p.sim.set_balance("USD", "123.00")
+    release = asyncio.Event()
+    original = p.service.gate.get_balance
+
+    async def slow():
+        await release.wait()
+        return await original()
+
+    p.service.gate.get_balance = slow  # type: ignore[method-assign]
+    snapshot = await p.service.balances(max_wait=0.01)
+    assert snapshot.cached and snapshot.get("USD") == fresh.get("USD")
+    quote = await p.service.quote(draft(STEAM_20), balance_wait=0.01)
+    assert quote.balance_cached
+    release.set()
+    for _ in range(20):  # the late answer is remembered when it arrives
+        await asyncio.sleep(0)
+    cached = p.service.cached_balances()
+    assert cached is not None and str(cached.get("USD")) == "USD 123.00"
+
+
+async def test_balances_without_gate_or_cache_raise_gate_down(pipeline: Pipeline) -> None:
+    pipeline.sim.update_faults({"error_rate": 1.0})
+    with pytest.raises(GateDown, match="Could not read the balance from Gate"):
+        await pipeline.service.balances()

@@ -12,7 +12,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
-from gatebot.store import db as store_db
 from gatebot.store.db import (
     MIGRATIONS_DIR,
     SchemaOutOfDate,
@@ -44,7 +43,7 @@ def _diffs(engine: Engine) -> list[object]:
 def test_upgrade_empty_database_to_head(engine: Engine) -> None:
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == head_revision() == "0001"
+    assert current_revision(engine) == head_revision() == "0002"
     tables = set(inspect(engine).get_table_names())
     assert tables == set(metadata.tables) | {"alembic_version"}
     check_schema(engine)  # does not raise
@@ -79,12 +78,13 @@ def test_check_schema_on_empty_database_says_what_to_run(engine: Engine) -> None
     assert "run `gatebot db upgrade`" in str(info.value)
 
 
-def test_check_schema_on_out_of_date_database(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    upgrade(engine)
-    monkeypatch.setattr(store_db, "head_revision", lambda: "0002")
+def test_check_schema_on_out_of_date_database(engine: Engine) -> None:
+    upgrade(engine, "0001")
     with pytest.raises(SchemaOutOfDate) as info:
         check_schema(engine)
     assert str(info.value) == "database schema is at 0001, code needs 0002: run `gatebot db upgrade`"
+    upgrade(engine)
+    check_schema(engine)
 
 
 def test_check_schema_on_database_from_a_newer_version(engine: Engine) -> None:
