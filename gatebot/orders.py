@@ -524,7 +524,7 @@ class OrderService:
         """Bring pending orders up to date with Gate, in bulk when there are many."""
         result = TrackResult()
         with self.db.session() as s:
-            pending = {o.gate_order_id: (_id(o), o.created_at)
+            pending = {o.gate_order_id: (_id(o), o.created_at, o.order_content_enc is not None)
                        for o in repo.open_orders(s, [OrderStatus.PENDING]) if o.gate_order_id}
         result.checked = len(pending)
         if not pending:
@@ -563,9 +563,11 @@ class OrderService:
                     except gate.GateNotFound:
                         log.warning("Gate does not know order %s", gid)
         for gate_id, gate_order in seen.items():
-            before = self._status_of(pending[gate_id][0])
-            after = await self._apply_gate_order(pending[gate_id][0], gate_order, actor="system:tracker")
-            if after.status != before:
+            order_id, _, has_content = pending[gate_id]
+            if gate_order.status == OrderStatus.PENDING and (has_content or not gate_order.order_content):
+                continue  # nothing new: no write
+            after = await self._apply_gate_order(order_id, gate_order, actor="system:tracker")
+            if after.status != OrderStatus.PENDING:
                 result.changed += 1
         return result
 
@@ -648,11 +650,6 @@ class OrderService:
     def _remember_late_balances(self, fetch: asyncio.Future[list[gate.Balance]]) -> None:
         if not fetch.cancelled() and fetch.exception() is None:
             self._remember_balances(fetch.result())
-
-    def _status_of(self, order_id: int) -> str:
-        with self.db.session() as s:
-            order = repo.get_order(s, order_id)
-            return order.status if order else ""
 
     async def _apply_gate_order(self, order_id: int, g: gate.Order, *, actor: str) -> Order:
         """Record what Gate says about an order (create answer, tracking). Never moves backwards."""
