@@ -97,8 +97,7 @@ def _system_clock() -> Any:
 def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     from gatebot.sandbox.__main__ import main as sandbox_main
 
-    argv = ["--host", args.host, "--port", str(args.port), *args.sandbox_args]
-    return sandbox_main(argv)
+    return sandbox_main(args.extra)
 
 
 # -- db -----------------------------------------------------------------------------------------------
@@ -298,11 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="print the effective configuration and probe the Gate API")
     p.set_defaults(handler=cmd_check)
 
-    p = sub.add_parser("sandbox", help="serve the Gate API simulator over HTTP")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8099)
-    p.add_argument("sandbox_args", nargs=argparse.REMAINDER, help="more sandbox options (see --help)")
-    p.set_defaults(handler=cmd_sandbox, no_settings=True)
+    p = sub.add_parser("sandbox", add_help=False,
+                       help="serve the Gate API simulator over HTTP (gatebot sandbox --help for its options)")
+    p.set_defaults(handler=cmd_sandbox, no_settings=True, passthrough=True)
 
     p = sub.add_parser("db", help="database schema: upgrade | current")
     p.add_argument("db_command", choices=["upgrade", "current"])
@@ -348,7 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
