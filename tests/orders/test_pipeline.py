@@ -398,3 +398,26 @@ async def test_balances_without_gate_or_cache_raise_gate_down(pipeline: Pipeline
     pipeline.sim.update_faults({"error_rate": 1.0})
     with pytest.raises(GateDown, match="Could not read the balance from Gate"):
         await pipeline.service.balances()
+
+
+async def test_no_secret_reaches_the_logs(pipeline: Pipeline, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from gatebot.config import SANDBOX_API_KEY
+
+    p = pipeline
+    caplog.set_level(logging.DEBUG)
+    p.sim.update_faults({"create_error_rate": 1.0})
+    order = await p.service.place(draft(STEAM_TOPUP, amount="10", account={"steam_login": "secretplayer"}))
+    p.sim.update_faults({"create_error_rate": 0.0})
+    await p.service.recover(everything=True)
+    voucher = await p.service.place(draft(STEAM_20))
+    p.clock.advance(timedelta(seconds=91))
+    await p.service.track()
+    done = p.service.find(voucher.external_ref)
+    assert done is not None and order.id
+    code = (p.service.content(done) or {})["voucher_code"]
+    text_logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "outcome unknown" in text_logged  # the logs do say what happened...
+    for secret in ("secretplayer", code, SANDBOX_API_KEY):  # ...but never with secrets
+        assert secret not in text_logged
