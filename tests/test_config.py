@@ -91,3 +91,19 @@ def test_critical_above_warning_is_refused(monkeypatch):
     monkeypatch.setenv("GATEBOT_LOW_BALANCE", "USD:100/500")
     with pytest.raises(ConfigError, match="GATEBOT_LOW_BALANCE"):
         load_settings()
+
+
+def test_dotenv_file_is_read(tmp_path):
+    (tmp_path / ".env").write_text("PORT=4100\nGATEBOT_OPS=U1,U2\n")
+    s = load_settings()
+    assert s.port == 4100 and s.gatebot_ops == ["U1", "U2"]
+
+
+def test_missing_encryption_key_warns_loudly_in_production(caplog):
+    from gatebot.runtime import build_cipher
+
+    build_cipher(load_settings(gatebot_env="development"))
+    assert not caplog.records
+    build_cipher(load_settings())
+    assert "GATEBOT_ENCRYPTION_KEY is not set" in caplog.records[0].getMessage()
+    assert caplog.records[0].levelname == "WARNING"
