@@ -1,0 +1,39 @@
+"""Fixtures for the emulator's tests: one emulator server per session, a fresh workspace per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from gatebot.clock import ManualClock
+from gatebot.emulator import EmulatorServer, Workspace, running_emulator
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[EmulatorServer]:
+    with running_emulator() as server:
+        yield server
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def workspace(clock: ManualClock) -> Workspace:
+    return Workspace.sample(clock=clock)
+
+
+@pytest.fixture
+def emulator(emulator_server: EmulatorServer, workspace: Workspace) -> EmulatorServer:
+    """The session's server, now serving this test's workspace."""
+    emulator_server.workspace = workspace
+    return emulator_server
+
+
+@pytest.fixture
+async def client(emulator: EmulatorServer, workspace: Workspace) -> AsyncIterator[AsyncWebClient]:
+    yield AsyncWebClient(base_url=emulator.api_url, token=workspace.bot_token)
