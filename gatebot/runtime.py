@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from gatebot import monitor
 from gatebot.clock import Clock, SystemClock
 from gatebot.config import Settings
 from gatebot.events import EventBus
@@ -80,16 +81,19 @@ async def core(settings: Settings, *, clock: Clock | None = None, check_schema: 
     base_url = settings.gate_api_url or "http://sandbox.gatebot.invalid/"
     timeout = httpx.Timeout(settings.gate_timeout, connect=settings.gate_connect_timeout)
     events = EventBus()
+    calls = monitor.CallRecorder()  # failed real calls count towards "Gate is down" (health job)
     client = GateClient(base_url=base_url, api_key=settings.effective_gate_key,
-                        agent_id=settings.effective_agent_id, timeout=timeout, transport=transport)
+                        agent_id=settings.effective_agent_id, timeout=timeout, transport=transport,
+                        on_attempt=calls)
     orders = OrderService(
         db=db, gate_client=client, cipher=cipher, clock=clock, events=events,
         account_fields=settings.gatebot_account_fields, default_margin=settings.gatebot_topup_margin,
         resume_on_deposit=settings.gatebot_resume_on_deposit,
+        gate_available=lambda: not monitor.circuit_open(db),  # refuse new orders while the circuit is open
     )
     try:
         yield Core(settings=settings, db=db, cipher=cipher, gate=client, orders=orders, events=events,
-                   clock=clock, sandbox_app=sandbox_app)
+                   clock=clock, sandbox_app=sandbox_app, extras={"gate_calls": calls})
     finally:
         await client.aclose()
         db.engine.dispose()
