@@ -288,6 +288,68 @@ def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
     return _run(settings, go)
 
 
+# -- long-running processes ---------------------------------------------------------------------------
+def _scheduler(c: Any) -> Any:
+    """The in-process scheduler of ``gatebot serve``/``socket`` (None when GATEBOT_RUN_JOBS=false)."""
+    if not c.settings.gatebot_run_jobs:
+        return None
+    from gatebot.jobs import Scheduler, build_context
+    from gatebot.slack.alert_poster import AlertPoster
+
+    return Scheduler(build_context(c, AlertPoster.from_core(c)))
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.slack.app import check_settings
+    from gatebot.slack.web import run_http
+
+    check_settings(settings)  # before anything starts: a clear message, not a half-started server
+
+    async def go(c: Any) -> int:
+        await run_http(c, port=args.port or settings.port, host=args.host, scheduler=_scheduler(c))
+        return 0
+
+    return _run(settings, go)
+
+
+def cmd_socket(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.slack.app import check_settings
+    from gatebot.slack.socket import run_socket
+
+    check_settings(settings, socket_mode=True)
+
+    async def go(c: Any) -> int:
+        await run_socket(c, scheduler=_scheduler(c))
+        return 0
+
+    return _run(settings, go)
+
+
+def cmd_clock(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.jobs import run_clock
+
+    async def go(c: Any) -> int:
+        poster = None
+        if settings.slack_bot_token is not None:
+            from gatebot.slack.alert_poster import AlertPoster
+            from gatebot.slack.app import build_notifier
+
+            poster = AlertPoster.from_core(c)
+            build_notifier(c)  # tracking and recovery events still edit order messages and deliver codes
+        else:
+            logging.getLogger("gatebot").warning("SLACK_BOT_TOKEN is not set: alerts are only logged")
+        await run_clock(c, poster)
+        return 0
+
+    return _run(settings, go)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:
+    from gatebot.demo import run_demo
+
+    return run_demo(script=args.script, db=args.db)
+
+
 # -- parser -------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gatebot", description="Slack chat-ops for the Plexy Gate API.")
@@ -337,6 +399,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", action="store_true", help="reload the catalog from Gate first")
     p.set_defaults(handler=cmd_buy)
 
+    p = sub.add_parser("demo", help="the whole bot on this machine, no Slack workspace needed")
+    from gatebot.demo import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(handler=cmd_demo, no_settings=True)
+
+    p = sub.add_parser("serve", help="serve the Slack app over HTTP on $PORT (and run the jobs)")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, help="default: $PORT (3000)")
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("socket", help="run the Slack app over Socket Mode (and the jobs)")
+    p.set_defaults(handler=cmd_socket)
+
+    p = sub.add_parser("clock", help="run the scheduled jobs alone (one leader among instances)")
+    p.set_defaults(handler=cmd_clock)
+
     p = sub.add_parser("recover", help="re-drive orders with an unknown outcome, then track pending ones")
     p.set_defaults(handler=cmd_recover)
 
@@ -353,6 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = None if getattr(args, "no_settings", False) else load_settings()
         if settings is not None:

@@ -1,0 +1,193 @@
+"""Benchmark: how fast gatebot acknowledges Slack while Gate is slow.
+
+The Gate sandbox is served over real loopback HTTP (``running_sandbox``) with its latency fault at
+``--latency`` seconds (5 by default): every Gate call takes that long. gatebot's web app (Starlette +
+Bolt, built exactly as ``gatebot serve`` builds it) and a bare Bolt ``AsyncApp`` that only acks are
+served by uvicorn on loopback; the Slack emulator plays Slack. ``--requests`` concurrent, signed
+``/gate balance`` and ``/gate order <ref>`` commands (half each) go through each app's real HTTP endpoint,
+and the time until each HTTP answer (the ack) is recorded. Slack allows 3 s.
+
+Prints p50 / p99 / max ack latency for gatebot and for the bare app, measured in the same run, and how
+many of gatebot's replies (which need Gate, so arrive ~``--latency`` s later) were delivered. A figure
+printer, not a test: nothing here asserts speed.
+
+    $ python -m bench.ack --requests 50 --latency 5
+
+Finishes in well under a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gatebot.clock import ManualClock
+from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY, Settings
+from gatebot.emulator import AckTimeoutError, EmulatorServer, LoopbackServer, SlackDriver, Workspace, running_emulator
+from gatebot.orders import OrderDraft
+from gatebot.runtime import core
+from gatebot.sandbox.server import running_sandbox
+from gatebot.sandbox.simulator import Faults, SandboxConfig
+from gatebot.slack.app import build_slack
+from gatebot.slack.web import create_web_app
+from gatebot.store.db import make_engine, upgrade
+
+SECRET = "bench-ack-signing-secret"
+USER = "UALICE"
+CHANNEL = "COPS"
+
+
+@dataclass
+class Figures:
+    name: str
+    latencies: list[float]
+    timeouts: int
+    errors: int
+
+    def percentile(self, p: float) -> float:
+        """Nearest-rank percentile in milliseconds."""
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+        return ordered[rank - 1] * 1000
+
+    def line(self) -> str:
+        return (f"{self.name:<26} n={len(self.latencies):>3}  p50 {self.percentile(50):7.1f} ms  "
+                f"p99 {self.percentile(99):7.1f} ms  max {max(self.latencies, default=0) * 1000:7.1f} ms  "
+                f"timeouts {self.timeouts}  errors {self.errors}")
+
+
+async def burst(driver: SlackDriver, texts: list[str], name: str) -> Figures:
+    """Send every command at once; time each until its HTTP answer."""
+    figures = Figures(name, [], 0, 0)
+
+    async def one(text: str) -> None:
+        started = time.perf_counter()
+        try:
+            result = await driver.slash_command(USER, text, channel=CHANNEL)
+        except AckTimeoutError:
+            figures.timeouts += 1
+            return
+        figures.latencies.append(time.perf_counter() - started)
+        if result.status != 200:
+            figures.errors += 1
+
+    await asyncio.gather(*(one(t) for t in texts))
+    return figures
+
+
+def bare_app(api_url: str, token: str) -> Starlette:
+    """A Bolt AsyncApp that only acks ``/gate``: the floor for ack latency on this machine."""
+    app = AsyncApp(client=AsyncWebClient(base_url=api_url, token=token), signing_secret=SECRET)
+
+    @app.command("/gate")
+    async def gate(ack: AsyncAck) -> None:
+        await ack()
+
+    handler = AsyncSlackRequestHandler(app)
+
+    async def endpoint(request: Request) -> Response:
+        return await handler.handle(request)
+
+    return Starlette(routes=[Route("/slack/events", endpoint, methods=["POST"])])
+
+
+async def serve(web: Starlette, emulator: EmulatorServer,
+                work: Callable[[SlackDriver], Awaitable[Figures]]) -> Figures:
+    server = LoopbackServer(web)
+    await server.start()
+    try:
+        async with emulator.driver(f"{server.url}/slack/events", SECRET, ack_timeout=10.0) as driver:
+            await driver.slash_command(USER, "help", channel=CHANNEL)  # warm-up (auth.test, connections)
+            return await work(driver)
+    finally:
+        await server.stop()
+
+
+async def main(args: argparse.Namespace) -> None:
+    clock = ManualClock()  # only the emulator's trigger ids and message ts use it
+    workspace = Workspace.sample(clock=clock)
+    tmp = Path(tempfile.mkdtemp(prefix="gatebot-bench-"))
+    try:
+        engine = make_engine(f"sqlite:///{tmp / 'gatebot.db'}")
+        upgrade(engine)
+        engine.dispose()
+        config = SandboxConfig(completion_delay=3600.0, faults=Faults(latency=0.0))
+        with running_sandbox(config) as (gate_url, sim), running_emulator(workspace) as emulator:
+            settings = Settings(
+                _env_file=None, slack_bot_token=workspace.bot_token, slack_signing_secret=SECRET,
+                slack_api_url=emulator.api_url, gate_api_url=gate_url, gate_api_key=SANDBOX_API_KEY,
+                gate_agent_id=SANDBOX_AGENT_ID, database_url=f"sqlite:///{tmp / 'gatebot.db'}",
+                gatebot_admins=USER, gatebot_env="development",
+            )
+            async with core(settings) as c:
+                await c.orders.refresh_catalog()
+                order = await c.orders.place(OrderDraft(product=101, requester=USER, external_ref="BENCH-1"))
+                sim.faults.update({"latency": args.latency})
+                print(f"Gate sandbox at {gate_url} with every call taking {args.latency:g} s; "
+                      f"{args.requests} concurrent /gate commands per app.")
+                texts = [("balance" if i % 2 == 0 else f"order {order.external_ref}") for i in range(args.requests)]
+                app, deps = build_slack(c)
+                calls_before = len(workspace.ephemerals(USER))
+
+                async def measured(driver: SlackDriver) -> Figures:
+                    return await burst(driver, texts, "gatebot (balance + order)")
+
+                ours = await serve(create_web_app(app, deps), emulator, measured)
+                # The replies need Gate: wait for them (bounded) before measuring the baseline.
+                with contextlib.suppress(TimeoutError):
+                    await workspace.wait_for(
+                        lambda: len(workspace.ephemerals(USER)) - calls_before >= args.requests,
+                        timeout=args.latency * 2 + 5, what="gatebot's replies")
+                delivered = len(workspace.ephemerals(USER)) - calls_before
+
+                async def baseline(driver: SlackDriver) -> Figures:
+                    return await burst(driver, texts, "bare Bolt app (ack only)")
+
+                bare = await serve(bare_app(emulator.api_url, workspace.bot_token), emulator, baseline)
+                print(ours.line())
+                print(bare.line())
+                print(f"gatebot replies delivered after the ack: {delivered} of {args.requests} "
+                      f"(they wait for Gate: ~{args.latency:g} s, or the last known balance after "
+                      f"{deps.command_balance_wait:g} s)")
+                await asyncio.sleep(0)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=50, help="concurrent commands per app (default 50)")
+    parser.add_argument("--latency", type=float, default=5.0, help="seconds every Gate call takes (default 5)")
+    parser.add_argument("--verbose", action="store_true", help="log warnings from gatebot and Bolt")
+    args = parser.parse_args(argv)
+    if args.requests < 2 or args.latency < 0:
+        parser.error("--requests must be at least 2 and --latency not negative")
+    return args
+
+
+def run(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.verbose else logging.ERROR)
+    asyncio.run(main(args))
+
+
+if __name__ == "__main__":
+    run()

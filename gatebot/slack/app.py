@@ -1,0 +1,174 @@
+"""The Bolt app: :func:`create_app` (client, signing secret, error handler, listeners) and :func:`build_slack`.
+
+:func:`build_slack` is what ``gatebot serve`` / ``gatebot socket`` call (through
+:func:`gatebot.slack.web.run_http` and :func:`gatebot.slack.socket.run_socket`): it checks the Slack
+settings — refusing to start without ``SLACK_BOT_TOKEN``, and without ``SLACK_SIGNING_SECRET`` in HTTP
+mode (Bolt would answer every request 500) — builds one ``AsyncWebClient`` pointed at
+``SLACK_API_URL`` (Slack, GovSlack or a local fake) with a retry handler for HTTP 429, the roles, the
+:class:`~gatebot.slack.notifier.Notifier` (subscribed to the core's order events) and the app.
+
+Listeners are grouped by surface; each module's ``register(app, deps)`` reads as its routing table.
+One ``@app.error`` handler logs without secrets (no payloads: they may hold customer accounts) and
+answers the person politely. Nothing happens at import time. Must not import the scheduler (the
+CLI hands a started-or-not :class:`~gatebot.slack.deps.Scheduler` in).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.response import BoltResponse
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from gatebot import monitor
+from gatebot.config import ConfigError, Settings
+from gatebot.runtime import Core
+from gatebot.slack.blocks.messages import error_message
+from gatebot.slack.deps import Deps, Scheduler, StatusSource
+from gatebot.slack.listeners import (
+    APOLOGY,
+    commands,
+    events,
+    home,
+    lookups,
+    order_flow,
+    report_failure,
+    request_kind,
+)
+from gatebot.slack.listeners import alerts as alert_listeners
+from gatebot.slack.notifier import Notifier
+from gatebot.slack.roles import Roles
+
+__all__ = ["SlackConfigError", "build_notifier", "build_slack", "check_settings", "create_app", "make_client"]
+
+log = logging.getLogger(__name__)
+
+#: Timeout of one Slack Web API call (seconds).
+SLACK_TIMEOUT = 10
+
+
+class SlackConfigError(ConfigError):
+    """The Slack settings cannot work; each problem names the variable (the CLI prints them)."""
+
+
+def check_settings(settings: Settings, *, socket_mode: bool = False) -> tuple[str, str]:
+    """``(bot token, signing secret or app token)``, or :class:`SlackConfigError` saying what is missing."""
+    problems: list[str] = []
+    bot = settings.slack_bot_token.get_secret_value().strip() if settings.slack_bot_token else ""
+    if not bot:
+        problems.append("SLACK_BOT_TOKEN is not set: gatebot needs the bot token (xoxb-…) from the Slack app's "
+                        "'OAuth & Permissions' page to talk to Slack.")
+    elif not bot.startswith("xoxb-"):
+        problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-.")
+    if socket_mode:
+        other = settings.slack_app_token.get_secret_value().strip() if settings.slack_app_token else ""
+        if not other:
+            problems.append("SLACK_APP_TOKEN is not set: Socket Mode (gatebot socket) needs an app-level token "
+                            "(xapp-…) with the connections:write scope, from the app's 'Basic Information' page.")
+        elif not other.startswith("xapp-"):
+            problems.append("SLACK_APP_TOKEN must be an app-level token starting with xapp-.")
+    else:
+        other = settings.slack_signing_secret.get_secret_value().strip() if settings.slack_signing_secret else ""
+        if not other:
+            problems.append("SLACK_SIGNING_SECRET is not set: HTTP mode (gatebot serve) needs it to check that "
+                            "requests come from Slack (the app's 'Basic Information' page). For a machine "
+                            "without a public URL, use Socket Mode: gatebot socket with SLACK_APP_TOKEN.")
+    if problems:
+        raise SlackConfigError(problems)
+    return bot, other
+
+
+def make_client(settings: Settings) -> AsyncWebClient:
+    """The Web API client: ``SLACK_API_URL``, retries on connection errors and on HTTP 429 (Retry-After)."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    base_url = settings.slack_api_url or "https://slack.com/api/"
+    return AsyncWebClient(
+        token=token, base_url=base_url.rstrip("/") + "/", timeout=SLACK_TIMEOUT,
+        retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=1),
+                        AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+    )
+
+
+def create_app(deps: Deps, *, client: AsyncWebClient | None = None, socket_mode: bool = False) -> AsyncApp:
+    """The Bolt app with every listener registered. Raises :class:`SlackConfigError` for bad settings."""
+    _bot, secret = check_settings(deps.settings, socket_mode=socket_mode)
+    app = AsyncApp(
+        client=client or make_client(deps.settings),
+        signing_secret=None if socket_mode else secret,
+        request_verification_enabled=not socket_mode,
+        process_before_response=False,  # ack at once, keep working after the HTTP answer
+        logger=logging.getLogger("gatebot.slack.bolt"),
+    )
+    app.error(_error_handler())
+    # Listeners by surface, each module's register() is its routing table.
+    events.register(app, deps)  # middleware first: drops Slack's retries of handled events
+    commands.register(app, deps)
+    order_flow.register(app, deps)
+    lookups.register(app, deps)
+    home.register(app, deps)
+    alert_listeners.register(app, deps)
+    return app
+
+
+def _default_monitor() -> StatusSource:
+    return monitor  # the module satisfies the StatusSource protocol
+
+
+def build_slack(core: Core, *, scheduler: Scheduler | None = None, socket_mode: bool = False,
+                monitor: StatusSource | None = None) -> tuple[AsyncApp, Deps]:
+    """Everything the Slack surface needs for ``core``; subscribes the notifier to ``core.events``.
+
+    Call once per core (a second call would subscribe a second notifier).
+    """
+    check_settings(core.settings, socket_mode=socket_mode)
+    client = make_client(core.settings)
+    roles = Roles.from_settings(core.settings, client=client, clock=core.clock)
+    notifier = Notifier(core, client)
+    deps = Deps(core=core, roles=roles, monitor=monitor or _default_monitor(), notifier=notifier,
+                scheduler=scheduler)
+    app = create_app(deps, client=client, socket_mode=socket_mode)
+    notifier.subscribe(core.events)
+    return app, deps
+
+
+def build_notifier(core: Core) -> Notifier:
+    """A subscribed notifier alone, for a process without the Slack app (``gatebot clock``): order
+    events from the tracking job still edit the status messages and deliver codes."""
+    problems = [] if core.settings.slack_bot_token else ["SLACK_BOT_TOKEN is not set: order messages cannot be "
+                                                          "updated from this process."]
+    if problems:
+        raise SlackConfigError(problems)
+    notifier = Notifier(core, make_client(core.settings))
+    notifier.subscribe(core.events)
+    return notifier
+
+
+def _error_handler() -> Any:
+    async def on_error(error: Exception, body: dict[str, Any], response: BoltResponse | None,
+                       client: AsyncWebClient, respond: AsyncRespond | None = None) -> BoltResponse | None:
+        kind = request_kind(body)
+        if response is None:  # acknowledged already: apologise privately
+            await report_failure(error, body=body, client=client, respond=respond)
+            return None
+        # Not acknowledged yet: the answer to Slack is ours to shape.
+        if kind in ("command", "block_suggestion"):
+            log.error("unhandled %s in a Slack %s listener", type(error).__name__, kind, exc_info=error)
+            if kind == "command":
+                return _json_response({"response_type": "ephemeral", **error_message(APOLOGY)})
+            return _json_response({"options": []})
+        await report_failure(error, body=body, client=client, respond=respond)
+        return BoltResponse(status=200, body="")  # closes a modal; the apology went privately
+
+    return on_error
+
+
+def _json_response(data: dict[str, Any]) -> BoltResponse:
+    return BoltResponse(status=200, body=json.dumps(data), headers={"content-type": "application/json"})

@@ -1,0 +1,269 @@
+"""What every listener needs, in one object: the core, roles, the status source, the notifier.
+
+:class:`Deps` is built once per process by :func:`gatebot.slack.app.build_slack` and captured by the
+listeners' closures (Bolt cannot inject custom keyword arguments). It also carries the small pieces of
+per-process state the listeners share: locks that serialise a draft's placement, and the ids of the
+Events API deliveries already handled (Slack retries with the same ``event_id``).
+
+:class:`StatusSource` is what the Slack layer reads about alerts, the Gate circuit, jobs and the
+scheduler; :mod:`gatebot.monitor` implements it (a module satisfies the protocol). :class:`Scheduler`
+is what ``gatebot serve`` may run next to the web app.
+
+Nothing happens at import time. Must not import the scheduler library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from gatebot.alerts import OpenAlert
+from gatebot.clock import Clock
+from gatebot.config import Settings
+from gatebot.gate.models import Health
+from gatebot.orders import OrderService
+from gatebot.runtime import Core
+from gatebot.slack.blocks.common import HealthCheck
+from gatebot.slack.roles import Roles
+from gatebot.store import repo
+from gatebot.store.db import Database
+
+if TYPE_CHECKING:
+    from gatebot.slack.notifier import Notifier
+
+__all__ = ["Deps", "JobStatusView", "Scheduler", "StatusReport", "StatusSource"]
+
+log = logging.getLogger(__name__)
+
+#: How many Events API ``event_id``s are remembered to drop Slack's retries.
+SEEN_EVENTS = 2048
+
+
+class JobStatusView(Protocol):
+    """One scheduled job as ``monitor.job_status`` reports it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def last_success(self) -> datetime | None: ...
+    @property
+    def last_error(self) -> str | None: ...
+
+
+class StatusSource(Protocol):
+    """Alerts, circuit, jobs and scheduler as the database records them (``gatebot.monitor``)."""
+
+    def open_alerts(self, db: Database, now: datetime) -> list[OpenAlert]: ...
+    def circuit_open(self, db: Database) -> bool: ...
+    def job_status(self, db: Database, now: datetime) -> Sequence[JobStatusView]: ...
+    def scheduler_status(self, db: Database, now: datetime) -> dict[str, Any]: ...
+
+
+class Scheduler(Protocol):
+    """The job scheduler ``run_http``/``run_socket`` start and stop with the app (``gatebot.jobs``)."""
+
+    async def start(self) -> None: ...
+    async def shutdown(self) -> None: ...
+    def status(self) -> dict[str, Any]: ...
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with datetimes as ISO strings, Decimals and timedeltas as strings/seconds (for /healthz)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+@dataclass
+class StatusReport:
+    """The system's health as ``/healthz``, ``/gate health`` and App Home show it.
+
+    ``circuit_open``/``jobs``/``lease`` are ``None``/empty when they could not be read (database down).
+    ``lease`` is the scheduler lease as the database records it (some instance runs the jobs);
+    ``local_scheduler`` the status of the scheduler running in this process, if any.
+    """
+
+    at: datetime
+    database_ok: bool
+    database_error: str | None = None
+    gate: Health | None = None
+    circuit_open: bool | None = None
+    jobs: list[JobStatusView] = field(default_factory=list)
+    lease: dict[str, Any] | None = None
+    local_scheduler: dict[str, Any] | None = None
+
+    @property
+    def scheduler_ok(self) -> bool:
+        """Some instance holds the scheduler lease, and this process's scheduler (if any) is running."""
+        lease_ok = self.lease is None or bool(self.lease.get("active", True))
+        local_ok = self.local_scheduler is None or bool(self.local_scheduler.get("running", True))
+        return lease_ok and local_ok
+
+    @property
+    def ok(self) -> bool:
+        """Database reachable, Gate circuit closed, jobs on time, scheduler running (and Gate's /health
+        answering, when it was probed)."""
+        return (self.database_ok and self.circuit_open is False and all(j.ok for j in self.jobs)
+                and self.scheduler_ok and (self.gate is None or self.gate.ok))
+
+    def checks(self) -> list[HealthCheck]:
+        """One :class:`HealthCheck` per part, for the Block Kit builders."""
+        checks = [HealthCheck("Database", self.database_ok,
+                              "reachable" if self.database_ok else f"unreachable ({self.database_error})", self.at)]
+        if self.gate is not None:
+            checks.append(HealthCheck("Gate API /health", self.gate.ok, self.gate.detail, self.at))
+        if self.circuit_open is not None:
+            checks.append(HealthCheck(
+                "Gate circuit", not self.circuit_open,
+                "open: Gate is failing, new orders are refused until it recovers" if self.circuit_open
+                else "closed: orders go through"))
+        for job in self.jobs:
+            if job.ok:
+                detail = "on time, last success " + (job.last_success.strftime("%Y-%m-%d %H:%M UTC")
+                                                     if job.last_success else "pending (just started)")
+            else:
+                detail = f"not on time: {job.last_error}" if job.last_error else "has not succeeded recently"
+            checks.append(HealthCheck(f"Job {job.name}", job.ok, detail, job.last_success))
+        if self.lease is not None or self.local_scheduler is not None:
+            checks.append(HealthCheck("Scheduler", self.scheduler_ok, self._scheduler_detail()))
+        return checks
+
+    def _scheduler_detail(self) -> str:
+        parts = []
+        if self.local_scheduler is not None:
+            here = self.local_scheduler
+            state = "leader" if here.get("leader") else "standby"
+            parts.append(f"this process: {state if here.get('running', True) else 'stopped'}")
+        if self.lease is not None:
+            if self.lease.get("active"):
+                parts.append(f"jobs run on {self.lease.get('holder')} (lease until {self.lease.get('expires_at')})")
+            else:
+                parts.append("no instance holds the scheduler lease: jobs are not running")
+        return "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": "ok" if self.ok else "degraded",
+            "at": self.at.isoformat(),
+            "database": {"ok": self.database_ok, **({"error": self.database_error} if self.database_error else {})},
+            "gate": {
+                "circuit_open": self.circuit_open,
+                **({"health": {"ok": self.gate.ok, "status_code": self.gate.status_code,
+                               "detail": self.gate.detail}} if self.gate is not None else {}),
+            },
+            "jobs": [{"name": j.name, "ok": j.ok, "last_success": jsonable(j.last_success),
+                      "last_error": j.last_error, "interval_s": jsonable(getattr(j, "interval", None))}
+                     for j in self.jobs],
+            "scheduler": {"ok": self.scheduler_ok, "lease": jsonable(self.lease),
+                          "this_process": jsonable(self.local_scheduler)},
+        }
+
+
+@dataclass
+class Deps:
+    """The listeners' dependencies. ``balance_wait`` bounds the modal's balance check (3 s budget)."""
+
+    core: Core
+    roles: Roles
+    monitor: StatusSource
+    notifier: Notifier | None = None
+    scheduler: Scheduler | None = None
+    balance_wait: float = 1.5
+    #: How long ``/gate balance`` waits for Gate before showing the last known balances.
+    command_balance_wait: float = 4.0
+    draft_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _seen_events: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    # -- shortcuts ------------------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return self.core.settings
+
+    @property
+    def db(self) -> Database:
+        return self.core.db
+
+    @property
+    def orders(self) -> OrderService:
+        return self.core.orders
+
+    @property
+    def clock(self) -> Clock:
+        return self.core.clock
+
+    def now(self) -> datetime:
+        return self.core.clock.now()
+
+    # -- shared state ----------------------------------------------------------------------------------
+    def audit(self, *, actor: str, action: str, target: str | None, allowed: bool, detail: str | None = None) -> None:
+        """Record who did (or was refused) what. ``detail`` is for people: never a code or an account."""
+        with self.db.session() as s:
+            repo.audit(s, actor=actor, action=action, target=target, allowed=allowed, detail=detail, now=self.now())
+            s.commit()
+        if not allowed:
+            log.info("refused %s to %s (%s)", action, actor, detail or "no role")
+
+    def draft_lock(self, draft_id: str) -> asyncio.Lock:
+        """One lock per modal draft: two "Place order" clicks run one after the other in this process
+        (across processes the store's unique ``draft_id`` decides)."""
+        if len(self.draft_locks) > 1000:  # forget idle locks; a draft is placed within minutes
+            for key in [k for k, lock in self.draft_locks.items() if not lock.locked()]:
+                del self.draft_locks[key]
+        return self.draft_locks.setdefault(draft_id, asyncio.Lock())
+
+    def first_delivery(self, event_id: str | None) -> bool:
+        """``False`` when this Events API ``event_id`` was already handled (a Slack retry)."""
+        if not event_id:
+            return True
+        if event_id in self._seen_events:
+            return False
+        self._seen_events[event_id] = None
+        while len(self._seen_events) > SEEN_EVENTS:
+            self._seen_events.popitem(last=False)
+        return True
+
+    # -- status ------------------------------------------------------------------------------------------
+    async def status_report(self, *, probe_gate: bool) -> StatusReport:
+        """Database, Gate circuit, jobs and scheduler; ``probe_gate`` also asks Gate's ``/health`` now."""
+        now = self.now()
+        report = StatusReport(at=now, database_ok=True)
+        try:
+            with self.db.session() as s:
+                s.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            report.database_ok = False
+            report.database_error = type(exc).__name__
+        if probe_gate:
+            report.gate = await self.core.gate.health()
+        if report.database_ok:
+            try:
+                report.circuit_open = self.monitor.circuit_open(self.db)
+                report.jobs = list(self.monitor.job_status(self.db, now))
+                report.lease = self.monitor.scheduler_status(self.db, now)
+            except SQLAlchemyError as exc:
+                report.database_ok = False
+                report.database_error = type(exc).__name__
+        if self.scheduler is not None:
+            report.local_scheduler = self.scheduler.status()
+        return report

@@ -1,0 +1,430 @@
+"""The order modal: open it, load product options, reshape it per product, review, place.
+
+Routing table::
+
+    /gate buy [search] (commands) and   open_order_modal: views.open at once (trigger_id first), then
+      block_actions home_new_order        refresh an empty catalog / preselect a single match (views.update)
+    block_suggestion order_product      options from the cached catalog (no Gate call: answers in ms)
+    block_actions   order_product       product chosen: views.update with its amount/account/quantity inputs
+    view_submission order_modal         parse → validate (store only) → quote (balance, ≤ balance_wait s)
+                                        → errors inline, or push the confirmation view
+    view_submission order_confirm       ack (clear), then place the draft in the background
+    view_closed     order_modal/confirm forget the stored draft
+
+The reviewed draft is kept between the two submissions in the key-value store, **encrypted** with the
+store's cipher (it holds the customer account), under ``slack.draft:<draft_id>``; the confirmation view
+only carries the draft id in ``private_metadata``. Once placed, the entry keeps just the order number,
+so a double click or a Slack retry of "Place order" finds it and never places a second order (the
+order store's unique ``draft_id`` guarantees the same across processes). Both submissions check the
+ops role again: showing the form is not a permission. While the Gate circuit is open (the health alert
+says Gate is down), both refuse up front with a clear message instead of waiting for Gate to time out.
+
+Must not import the scheduler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+from decimal import Decimal
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import SQLAlchemyError
+
+from gatebot import gate
+from gatebot.orders import GateDown, OrderDraft, OrderInvalid
+from gatebot.slack import ids
+from gatebot.slack.blocks.common import AMOUNT_TYPES, context, match_products, truncate
+from gatebot.slack.blocks.messages import denied_message, error_message
+from gatebot.slack.blocks.order_modal import (
+    DraftFields,
+    MetadataError,
+    ModalMetadata,
+    confirm_view,
+    decode_metadata,
+    form_values,
+    input_block_ids,
+    modal_errors,
+    order_modal,
+    parse_order_form,
+    product_options,
+)
+from gatebot.slack.deps import Deps
+from gatebot.slack.grammar import ROLE_OPS
+from gatebot.slack.listeners import SLACK_FAILURES, Reply, acked_first, dm, error_code, private_reply
+from gatebot.store import repo
+from gatebot.store.crypto import CipherError, open_json, seal_json
+from gatebot.store.models import CatalogProduct
+
+__all__ = ["draft_key", "open_order_modal", "register", "search_catalog"]
+
+log = logging.getLogger(__name__)
+
+DRAFT_PREFIX = "slack.draft:"
+#: Products read for a search the cached catalog's own search cannot answer (kind, region, currency).
+FULL_SCAN = 5000
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    app.options(ids.ORDER_PRODUCT)(_options(deps))
+    app.action(ids.ORDER_PRODUCT)(_product_chosen(deps))
+    app.action(ids.HOME_NEW_ORDER)(_new_order_button(deps))
+    app.view(ids.ORDER_MODAL)(_review(deps))
+    app.view(ids.ORDER_CONFIRM)(_place(deps))
+    app.view_closed(ids.ORDER_MODAL)(_closed(deps))
+    app.view_closed(ids.ORDER_CONFIRM)(_closed(deps))
+
+
+def draft_key(draft_id: str) -> str:
+    return DRAFT_PREFIX + draft_id
+
+
+def new_draft_id() -> str:
+    return "d" + secrets.token_hex(12)
+
+
+# -- catalog ------------------------------------------------------------------------------------------------
+
+
+def search_catalog(deps: Deps, query: str, *, active_only: bool) -> list[CatalogProduct]:
+    """Cached products for ``query``: the store's name/slug search, else everything (the builders then
+    match kind, region and currency too, e.g. ``top-up GBP``)."""
+    with deps.db.session() as s:
+        found = repo.search_products(s, query, limit=100, active_only=active_only)
+        if not found and query.strip():
+            found = repo.search_products(s, "", limit=FULL_SCAN, active_only=active_only)
+    return found
+
+
+def _single_match(deps: Deps, query: str) -> CatalogProduct | None:
+    """The one active product ``query`` names (id, slug, or the only search match), else ``None``."""
+    if not query.strip():
+        return None
+    exact = deps.orders.product(query.strip())
+    if exact is not None and exact.is_active:
+        return exact
+    matches = match_products(search_catalog(deps, query, active_only=True), query, active_only=True)
+    if len(matches) == 1:
+        chosen = matches[0]
+        return chosen if isinstance(chosen, CatalogProduct) else deps.orders.product(chosen.id)
+    return None
+
+
+GATE_DOWN = (f"The Gate API is down right now (its circuit is open), so no order was sent. Try again when it "
+             f"has recovered — see {ids.COMMAND} health.")
+
+
+def _circuit_open(deps: Deps) -> bool:
+    """Whether the health alert has opened the Gate circuit: orders are refused up front meanwhile."""
+    try:
+        return deps.monitor.circuit_open(deps.db)
+    except SQLAlchemyError:
+        return False  # the order pipeline reports a database problem itself
+
+
+def _is_amount_based(product: CatalogProduct) -> bool:
+    return product.type_code in AMOUNT_TYPES
+
+
+def _modal(deps: Deps, meta: ModalMetadata, product: CatalogProduct | None,
+           values: dict[str, str] | None = None) -> dict[str, Any]:
+    """The order modal for ``product`` (its inputs: amount + account fields, or quantity)."""
+    if product is None:
+        view = order_modal(metadata=dataclasses.replace(meta, product_id=None), values=values)
+    else:
+        fields = deps.orders.fields_for(product) if _is_amount_based(product) else None
+        margin = product.margin if product.margin is not None else deps.settings.gatebot_topup_margin
+        view = order_modal(metadata=dataclasses.replace(meta, product_id=product.id), product=product,
+                           account_fields=fields, values=values, margin=margin)
+    view["notify_on_close"] = True  # so an abandoned draft is forgotten
+    return view
+
+
+def _with_context(view: dict[str, Any], text: str, *, position: int = 1) -> dict[str, Any]:
+    blocks = list(view["blocks"])
+    blocks.insert(position, context(text))
+    return {**view, "blocks": blocks}
+
+
+# -- opening ------------------------------------------------------------------------------------------------
+
+
+async def open_order_modal(deps: Deps, client: AsyncWebClient, *, trigger_id: str, user: str,
+                           channel: str | None, query: str, reply: Reply) -> None:
+    """Open the order modal for ``user`` (the caller checked the ops role).
+
+    The trigger expires in 3 s, so nothing but the cached catalog (a local query) is consulted before
+    ``views.open``: a search naming one product preselects it — in the opened view itself, because Slack
+    keeps an input's state across ``views.update`` and would ignore a later ``initial_option``. Gate is
+    asked only afterwards, when the catalog has never been loaded.
+    """
+    try:
+        meta = ModalMetadata(draft_id=new_draft_id(), channel_id=channel)
+    except MetadataError:
+        meta = ModalMetadata(draft_id=new_draft_id())
+    product = _single_match(deps, query)
+    first = _modal(deps, meta, product)
+    if product is None and query.strip():
+        first = _with_context(first, f"No single product matches “{truncate(query.strip(), 60)}”: "
+                                     "search in the list.")
+    try:
+        opened = await client.views_open(trigger_id=trigger_id, view=first)
+    except SLACK_FAILURES as exc:
+        log.info("could not open the order modal (%s)", error_code(exc))
+        await reply(error_message(f"I couldn't open the order form (Slack said {error_code(exc)}). "
+                                  f"Try `{ids.COMMAND} buy` again."))
+        return
+    with deps.db.session() as s:
+        catalog_empty = repo.catalog_refreshed_at(s) is None
+    if not catalog_empty:
+        return
+    try:
+        count = await deps.orders.refresh_catalog()
+        note = f"Loaded {count} products from Gate: search in the list." if count else "Gate's catalog is empty."
+    except gate.GateError as exc:
+        note = f":warning: The catalog could not be loaded from Gate ({type(exc).__name__}); try again soon."
+    view = opened["view"]
+    try:
+        await client.views_update(view_id=view["id"], hash=view["hash"],
+                                  view=_with_context(_modal(deps, meta, None), note))
+    except SLACK_FAILURES as exc:  # the user already picked something: their choice wins
+        log.info("could not update the order modal after loading the catalog (%s)", error_code(exc))
+
+
+def _new_order_button(deps: Deps) -> Any:
+    @acked_first
+    async def new_order(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        user = str(body["user"]["id"])
+        reply = private_reply(client, user=user)
+        if not await deps.roles.has(user, ROLE_OPS):
+            deps.audit(actor=user, action="order.create", target=None, allowed=False, detail="needs the ops role")
+            await reply(denied_message(what="placing orders", role=ROLE_OPS))
+            return
+        await open_order_modal(deps, client, trigger_id=str(body["trigger_id"]), user=user, channel=None,
+                               query="", reply=reply)
+
+    return new_order
+
+
+# -- the form -------------------------------------------------------------------------------------------------
+
+
+def _options(deps: Deps) -> Any:
+    async def product_options_load(ack: AsyncAck, payload: dict[str, Any]) -> None:
+        query = str(payload.get("value") or "")
+        await ack(options=product_options(search_catalog(deps, query, active_only=True), query)["options"])
+
+    return product_options_load
+
+
+def _product_chosen(deps: Deps) -> Any:
+    @acked_first
+    async def product_chosen(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
+                             client: AsyncWebClient) -> None:
+        await ack()
+        view = body.get("view")
+        if not view:
+            return
+        try:
+            meta = decode_metadata(view.get("private_metadata", ""))
+        except MetadataError:
+            log.info("product chosen in a view gatebot did not write; ignored")
+            return
+        raw = str((action.get("selected_option") or {}).get("value", ""))
+        product = deps.orders.product(int(raw)) if raw.isdigit() else None
+        values = form_values(view.get("state", {}).get("values", {}))
+        try:
+            await client.views_update(view_id=view["id"], hash=view.get("hash"),
+                                      view=_modal(deps, meta, product, values))
+        except SLACK_FAILURES as exc:  # hash_conflict: a newer choice already reshaped the form
+            log.info("could not reshape the order modal (%s)", error_code(exc))
+
+    return product_chosen
+
+
+def _draft(fields: DraftFields, product: CatalogProduct, *, user: str, meta: ModalMetadata) -> OrderDraft:
+    return OrderDraft(product=product.id, requester=user, amount=fields["amount"], quantity=fields["quantity"],
+                      account=dict(fields["customer_account"]), external_ref=fields["external_ref"],
+                      test=fields["test"], origin_channel=meta.channel_id, draft_id=meta.draft_id)
+
+
+def _review(deps: Deps) -> Any:
+    async def review(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user = str(body["user"]["id"])
+        try:
+            meta = decode_metadata(view.get("private_metadata", ""))
+        except MetadataError:
+            await ack(response_action="errors", errors={
+                ids.ORDER_PRODUCT: f"This form is out of date: close it and run {ids.COMMAND} buy again."})
+            return
+        if not await deps.roles.has(user, ROLE_OPS):
+            deps.audit(actor=user, action="order.create", target=None, allowed=False, detail="needs the ops role")
+            await ack(response_action="errors", errors={
+                ids.ORDER_PRODUCT: "Only people with the ops role can place orders; ask a gatebot admin."})
+            return
+        product = deps.orders.product(meta.product_id) if meta.product_id is not None else None
+        fields = deps.orders.fields_for(product) if product is not None and _is_amount_based(product) else None
+        state = view.get("state", {}).get("values", {})
+        parsed, errors = parse_order_form(state, product, fields)
+        if errors or product is None:
+            await ack(response_action="errors", errors=errors or {ids.ORDER_PRODUCT: "Pick a product."})
+            return
+        draft = _draft(parsed, product, user=user, meta=meta)
+        blocks = input_block_ids(view)
+        try:
+            deps.orders.validate(draft)  # the store only: instant, and works while Gate is down
+            if _circuit_open(deps):
+                raise GateDown(GATE_DOWN)
+            quote = await deps.orders.quote(draft, balance_wait=deps.balance_wait)
+        except OrderInvalid as exc:
+            await ack(response_action="errors",
+                      errors=modal_errors(exc.errors, product_type=product.type_code, block_ids=blocks))
+            return
+        except GateDown as exc:
+            await ack(response_action="errors", errors={ids.ORDER_PRODUCT: truncate(str(exc), 300)})
+            return
+        _save_draft(deps, meta.draft_id, user=user, draft=draft)
+        confirm = confirm_view(product=product, draft=parsed, metadata=meta, estimated_cost=quote.cost.amount,
+                               balance=quote.available.amount if quote.available is not None else None,
+                               account_fields=fields)
+        if quote.balance_cached:
+            confirm = _with_context(confirm, ":hourglass: Gate was slow to answer: the balance is the last one "
+                                             "gatebot read. Gate checks it again when the order is placed.",
+                                    position=len(confirm["blocks"]) - 1)
+        confirm["notify_on_close"] = True
+        await ack(response_action="push", view=confirm)
+
+    return review
+
+
+# -- placing ------------------------------------------------------------------------------------------------------
+
+
+def _save_draft(deps: Deps, draft_id: str, *, user: str, draft: OrderDraft) -> None:
+    sealed = seal_json(deps.core.cipher, {
+        "product": draft.product, "amount": None if draft.amount is None else str(draft.amount),
+        "quantity": draft.quantity, "account": dict(draft.account), "external_ref": draft.external_ref,
+        "test": draft.test, "origin_channel": draft.origin_channel,
+    })
+    now = deps.now()
+    with deps.db.session() as s:
+        repo.kv_set(s, draft_key(draft_id), {"user": user, "saved_at": now, "sealed": sealed}, now)
+        s.commit()
+
+
+def _stored(deps: Deps, draft_id: str) -> dict[str, Any] | None:
+    with deps.db.session() as s:
+        value = repo.kv_get(s, draft_key(draft_id))
+    return value if isinstance(value, dict) else None
+
+
+def _open_draft(deps: Deps, draft_id: str, stored: dict[str, Any], user: str) -> OrderDraft:
+    data = open_json(deps.core.cipher, str(stored["sealed"]))
+    amount = data.get("amount")
+    return OrderDraft(product=data["product"], requester=user,
+                      amount=Decimal(amount) if amount is not None else None, quantity=data.get("quantity"),
+                      account=dict(data.get("account") or {}), external_ref=data.get("external_ref"),
+                      test=bool(data.get("test")), origin_channel=data.get("origin_channel"), draft_id=draft_id)
+
+
+def _forget_draft(deps: Deps, draft_id: str, *, placed_order: int | None = None, user: str = "") -> None:
+    now = deps.now()
+    with deps.db.session() as s:
+        if placed_order is None:
+            repo.kv_delete(s, draft_key(draft_id))
+        else:  # keep only the order number: a second "Place order" finds it
+            repo.kv_set(s, draft_key(draft_id), {"user": user, "order_id": placed_order, "placed_at": now}, now)
+        s.commit()
+
+
+def _place(deps: Deps) -> Any:
+    @acked_first
+    async def place_order(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
+                          client: AsyncWebClient) -> None:
+        user = str(body["user"]["id"])
+        await ack(response_action="clear")
+        try:
+            meta = decode_metadata(view.get("private_metadata", ""))
+        except MetadataError:
+            await dm(client, user, error_message("That order form was out of date, so nothing was ordered. "
+                                                 f"Run {ids.COMMAND} buy again."))
+            return
+        reply = private_reply(client, user=user, channel=meta.channel_id)
+        if not await deps.roles.has(user, ROLE_OPS):
+            deps.audit(actor=user, action="order.create", target=None, allowed=False, detail="needs the ops role")
+            await reply(denied_message(what="placing orders", role=ROLE_OPS))
+            return
+        async with deps.draft_lock(meta.draft_id):
+            await _place_draft(deps, meta, user=user, reply=reply)
+
+    return place_order
+
+
+async def _place_draft(deps: Deps, meta: ModalMetadata, *, user: str, reply: Reply) -> None:
+    stored = _stored(deps, meta.draft_id)
+    if stored is not None and stored.get("user") != user:
+        deps.audit(actor=user, action="order.create", target=meta.draft_id, allowed=False,
+                   detail="someone else's draft")
+        await reply(error_message("That order form belongs to someone else; nothing was ordered."))
+        return
+    if stored is not None and stored.get("order_id") is not None:
+        log.info("draft %s was already placed as order #%s; not placing it twice", meta.draft_id, stored["order_id"])
+        return
+    if stored is None or "sealed" not in stored:
+        existing = _order_of_draft(deps, meta.draft_id)
+        if existing is None:
+            await reply(error_message("That order form expired before it was placed, so nothing was sent to "
+                                      f"Gate. Run {ids.COMMAND} buy again."))
+        return
+    try:
+        draft = _open_draft(deps, meta.draft_id, stored, user)
+    except (CipherError, KeyError, ValueError, ArithmeticError):
+        log.warning("draft %s could not be read back; nothing was ordered", meta.draft_id)
+        _forget_draft(deps, meta.draft_id)
+        await reply(error_message(f"That order form could not be read back, so nothing was ordered. "
+                                  f"Run {ids.COMMAND} buy again."))
+        return
+    try:
+        if _circuit_open(deps):
+            raise GateDown(GATE_DOWN)
+        order = await deps.orders.place(draft, actor=user)
+    except OrderInvalid as exc:
+        _forget_draft(deps, meta.draft_id)
+        problems = " ".join(exc.errors.values())
+        await reply(error_message(f"The order was not placed: {problems} Nothing was sent to Gate. "
+                                  f"Run {ids.COMMAND} buy to try again."))
+        return
+    except GateDown as exc:
+        _forget_draft(deps, meta.draft_id)
+        await reply(error_message(f"The order was not placed: {exc}"))
+        return
+    assert order.id is not None
+    _forget_draft(deps, meta.draft_id, placed_order=order.id, user=user)
+    deps.audit(actor=user, action="order.create", target=order.number, allowed=True,
+               detail=f"{truncate(order.product_name, 80)}, placed from a Slack order form")
+
+
+def _order_of_draft(deps: Deps, draft_id: str) -> int | None:
+    with deps.db.session() as s:
+        order = repo.order_by_draft(s, draft_id)
+        return order.id if order is not None else None
+
+
+def _closed(deps: Deps) -> Any:
+    @acked_first
+    async def view_closed(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        try:
+            meta = decode_metadata(view.get("private_metadata", ""))
+        except MetadataError:
+            return
+        stored = _stored(deps, meta.draft_id)
+        if stored is not None and stored.get("order_id") is None:
+            _forget_draft(deps, meta.draft_id)
+
+    return view_closed

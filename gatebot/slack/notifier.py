@@ -1,0 +1,368 @@
+"""Following orders in Slack: the order pipeline's events become one status message per order.
+
+:class:`Notifier` subscribes to ``order.*`` events on the core's :class:`~gatebot.events.EventBus`:
+
+* ``order.created`` posts :func:`~gatebot.slack.blocks.messages.order_message` in the channel the order
+  came from — or, when the bot cannot post there (``not_in_channel``, ``channel_not_found``,
+  ``is_archived``) or there is no channel (App Home), in a DM to the requester — and records where in
+  ``origin_ts``: the message's ts (in ``origin_channel``), or ``dm:<ts>`` for one in the requester's DM,
+  so ``origin_channel`` keeps saying where the order came from. While a process posts the first message
+  ``origin_ts`` holds ``claim:<epoch>`` (see :func:`message_ts`).
+* every later event edits that message in place (``chat.update``) and adds the history row to its
+  thread (:func:`~gatebot.slack.blocks.messages.order_thread_note`), so the thread holds the history.
+* ``order.completed`` DMs the requester the code (:func:`~gatebot.slack.blocks.messages.order_delivery_dm`)
+  exactly once — ``dm_sent`` is claimed with a compare-and-set, so two processes never both send it — while
+  the channel message only says "delivered". A DM that failed (Slack down) is retried by
+  :meth:`Notifier.retry_deliveries`, which runs after later order events and may be called by a job.
+
+Publishing never waits for Slack: :meth:`Notifier.handle` queues the work on a per-order chain (events of
+one order are handled in order, different orders concurrently) and returns, so a slow or rate-limited
+Slack does not delay an order on its way to Gate. Slack errors are logged and dropped — the store is the
+truth and the next event re-renders the message from it. Codes, PINs and customer accounts are never
+logged and never posted anywhere but the requester's DM.
+
+Must not import the scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import and_, or_, update
+from sqlmodel import col
+
+from gatebot.events import Event, EventBus
+from gatebot.runtime import Core
+from gatebot.slack.blocks.messages import order_delivery_dm, order_message, order_thread_note
+from gatebot.slack.roles import is_user_id
+from gatebot.store import repo
+from gatebot.store.models import Order, OrderHistory, OrderStatus
+
+__all__ = ["DM_PREFIX", "FALLBACK_ERRORS", "Notifier", "message_ts"]
+
+log = logging.getLogger(__name__)
+
+#: ``chat.postMessage`` errors that mean "the bot cannot post in that channel": DM the requester instead.
+FALLBACK_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived", "restricted_action",
+                             "access_denied"})
+#: ``chat.update`` errors that mean the status message is gone: post a new one.
+_GONE_ERRORS = frozenset({"message_not_found", "channel_not_found", "is_archived", "cant_update_message"})
+#: A claim on posting an order's first message older than this is abandoned (its process died).
+CLAIM_TIMEOUT = timedelta(seconds=60)
+#: How often undelivered codes (a DM that failed) are retried, piggybacking on order events.
+RETRY_EVERY = timedelta(minutes=5)
+_CLAIM = "claim:"
+DM_PREFIX = "dm:"
+SlackFailure = (SlackApiError, aiohttp.ClientError, TimeoutError, OSError)
+
+
+def message_ts(origin_ts: str | None) -> str | None:
+    """The status message's ts from an order's ``origin_ts`` (``None`` while none is posted)."""
+    if not origin_ts or origin_ts.startswith(_CLAIM):
+        return None
+    return origin_ts.removeprefix(DM_PREFIX)
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE matched (``CursorResult.rowcount``; ``Session.execute`` is typed as a plain Result)."""
+    return int(getattr(result, "rowcount", 0))
+
+
+def _error_code(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error", "unknown_error"))
+    return type(exc).__name__
+
+
+class Notifier:
+    """Posts and updates order status messages and delivers codes by DM."""
+
+    def __init__(self, core: Core, client: AsyncWebClient, *, claim_wait: float = 5.0) -> None:
+        self.core = core
+        self.client = client
+        #: How long a later event waits for another process's first post of the same order.
+        self.claim_wait = claim_wait
+        self._tails: dict[int, asyncio.Task[None]] = {}
+        self._dms: dict[str, str] = {}
+        self._last_retry: datetime | None = None
+
+    def subscribe(self, events: EventBus | None = None) -> None:
+        (events or self.core.events).subscribe("order.", self.handle)
+
+    # -- queueing ---------------------------------------------------------------------------------------
+    async def handle(self, event: Event) -> None:
+        """The bus subscriber: queue ``event`` behind the same order's earlier events and return."""
+        order_id = event.order_id
+        if order_id is None:
+            return
+        previous = self._tails.get(order_id)
+        task = asyncio.create_task(self._run(event, previous), name=f"notify-order-{order_id}")
+        self._tails[order_id] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._tails.get(order_id) is done:
+                del self._tails[order_id]
+
+        task.add_done_callback(forget)
+
+    async def _run(self, event: Event, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        try:
+            await self.process(event)
+        except Exception:
+            log.exception("could not follow up %s for order #%s in Slack", event.kind, event.order_id)
+
+    async def drain(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - shutdown budget
+        """Wait until every queued event is handled (tests, shutdown)."""
+        async with asyncio.timeout(timeout):
+            while self._tails:
+                await asyncio.wait(list(self._tails.values()))
+
+    # -- the work -------------------------------------------------------------------------------------------
+    async def process(self, event: Event) -> None:
+        """Bring Slack up to date with one event (the order is re-read: the store is the truth)."""
+        if event.order_id is None:
+            return
+        order = self._load(event.order_id)
+        if order is None:
+            return
+        status = event.kind.removeprefix("order.")
+        if order.origin_ts is None or order.origin_ts.startswith(_CLAIM):
+            claimed = await self._await_or_claim(order)
+            if claimed is None:
+                return
+            order = claimed
+        if order.origin_ts is None:  # ours to post (first event, or every earlier post failed)
+            posted = await self._post_status(order)
+            if posted is not None:
+                order = posted
+                await self._note_history(order, upto=None if status == "created" else status)
+        elif order.origin_ts.startswith(_CLAIM):
+            pass  # another process is posting it right now, rendered from the same store
+        elif status != "created":
+            order = await self._update_status(order)
+            await self._note(order, self._history_row(order, status))
+        if OrderStatus(order.status) is OrderStatus.COMPLETED:
+            await self.deliver(order)
+        await self._maybe_retry_deliveries()
+
+    def _load(self, order_id: int) -> Order | None:
+        with self.core.db.session() as s:
+            return repo.get_order(s, order_id)
+
+    def _history_row(self, order: Order, status: str) -> OrderHistory | None:
+        assert order.id is not None
+        rows = self.core.orders.history(order.id)
+        if status == "created":
+            return next((r for r in rows if r.from_status is None), rows[0] if rows else None)
+        matching = [r for r in rows if str(r.to_status) == status]
+        return matching[-1] if matching else None
+
+    async def _note_history(self, order: Order, *, upto: str | None) -> None:
+        """After the first post: the creation row, or (a late first post) every row up to ``upto``'s."""
+        assert order.id is not None
+        rows = self.core.orders.history(order.id)
+        last = self._history_row(order, upto) if upto is not None else None
+        if last is None:
+            await self._note(order, self._history_row(order, "created"))
+            return
+        for row in rows:
+            await self._note(order, row)
+            if row.id == last.id:
+                break
+
+    def _render(self, order: Order) -> dict[str, Any]:
+        return order_message(order, resume_on_deposit=self.core.settings.gatebot_resume_on_deposit)
+
+    # -- the status message ------------------------------------------------------------------------------------
+    async def _await_or_claim(self, order: Order) -> Order | None:
+        """Claim the first post of an order, or wait for the process that claimed it to finish.
+
+        Returns the order to continue with: ``origin_ts`` ``None`` means "post it now" (we hold the claim).
+        """
+        assert order.id is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.claim_wait
+        while True:
+            if self._claim(order.id):
+                fresh = self._load(order.id)
+                if fresh is not None:
+                    fresh.origin_ts = None
+                return fresh
+            fresh = self._load(order.id)
+            if fresh is None or (fresh.origin_ts and not fresh.origin_ts.startswith(_CLAIM)):
+                return fresh
+            if loop.time() >= deadline:
+                log.info("order #%s: another process is still posting its message; skipping this update", order.id)
+                return fresh
+            await asyncio.sleep(0.1)
+
+    def _claim(self, order_id: int) -> bool:
+        now = self.core.clock.now()
+        mine = f"{_CLAIM}{int(now.timestamp()):012d}"
+        stale = f"{_CLAIM}{int((now - CLAIM_TIMEOUT).timestamp()):012d}"
+        ts = col(Order.origin_ts)
+        statement = (update(Order).where(and_(col(Order.id) == order_id,
+                                              or_(ts.is_(None), and_(ts.like(f"{_CLAIM}%"), ts < stale))))
+                     .values(origin_ts=mine))
+        with self.core.db.session() as s:
+            claimed = _rowcount(s.execute(statement)) == 1
+            s.commit()
+        return claimed
+
+    def _save_location(self, order_id: int, ts: str | None) -> Order | None:
+        with self.core.db.session() as s:
+            s.execute(update(Order).where(col(Order.id) == order_id).values(origin_ts=ts))
+            s.commit()
+            return repo.get_order(s, order_id)
+
+    async def _post_status(self, order: Order) -> Order | None:
+        """Post the order's status message (channel, else DM) and record where. Needs the claim."""
+        assert order.id is not None
+        message = self._render(order)
+        targets: list[str | None] = []
+        if order.origin_channel:
+            targets.append(order.origin_channel)
+        targets.append(None)  # the requester's DM
+        for channel in targets:
+            if channel is None:
+                channel = await self._dm_channel(order.requester)
+                if channel is None:
+                    break
+            try:
+                response = await self.client.chat_postMessage(channel=channel, **message)
+            except SlackFailure as exc:
+                error = _error_code(exc)
+                if error in FALLBACK_ERRORS and channel == order.origin_channel:
+                    log.info("order #%s: cannot post in %s (%s); sending it to the requester by DM",
+                             order.id, channel, error)
+                    continue
+                log.warning("order #%s: could not post its status message (%s)", order.id, error)
+                break
+            in_dm = channel != order.origin_channel
+            return self._save_location(order.id, (DM_PREFIX if in_dm else "") + str(response["ts"]))
+        self._save_location(order.id, None)  # release the claim: the next event tries again
+        return None
+
+    async def location(self, order: Order) -> tuple[str, str] | None:
+        """``(channel, ts)`` of the order's status message, or ``None`` while there is none."""
+        ts = message_ts(order.origin_ts)
+        if ts is None:
+            return None
+        channel = await self._dm_channel(order.requester) if (order.origin_ts or "").startswith(DM_PREFIX) \
+            else order.origin_channel
+        return (channel, ts) if channel else None
+
+    async def _update_status(self, order: Order) -> Order:
+        assert order.id is not None
+        where = await self.location(order)
+        if where is None:
+            return order
+        try:
+            await self.client.chat_update(channel=where[0], ts=where[1], **self._render(order))
+        except SlackFailure as exc:
+            error = _error_code(exc)
+            if error not in _GONE_ERRORS:
+                log.warning("order #%s: could not update its status message (%s)", order.id, error)
+                return order
+            log.info("order #%s: its status message is gone (%s); posting a new one", order.id, error)
+            if not self._claim_over(order):
+                return order
+            fresh = self._load(order.id)
+            if fresh is None:
+                return order
+            fresh.origin_ts = None
+            posted = await self._post_status(fresh)
+            return posted or order
+        return order
+
+    def _claim_over(self, order: Order) -> bool:
+        """Take over the posting of an order whose message vanished (compare-and-set on the old ts)."""
+        assert order.id is not None
+        mine = f"{_CLAIM}{int(self.core.clock.now().timestamp()):012d}"
+        statement = (update(Order).where(and_(col(Order.id) == order.id, col(Order.origin_ts) == order.origin_ts))
+                     .values(origin_ts=mine))
+        with self.core.db.session() as s:
+            claimed = _rowcount(s.execute(statement)) == 1
+            s.commit()
+        return claimed
+
+    async def _note(self, order: Order, row: OrderHistory | None) -> None:
+        where = await self.location(order) if row is not None else None
+        if row is None or where is None:
+            return
+        try:
+            await self.client.chat_postMessage(channel=where[0], thread_ts=where[1], **order_thread_note(row))
+        except SlackFailure as exc:
+            log.warning("order #%s: could not add a history note to its thread (%s)", order.id, _error_code(exc))
+
+    async def _dm_channel(self, user: str | None) -> str | None:
+        if user is None or not is_user_id(user):
+            return None
+        if user in self._dms:
+            return self._dms[user]
+        try:
+            response = await self.client.conversations_open(users=user)
+        except SlackFailure as exc:
+            log.warning("could not open a DM with %s (%s)", user, _error_code(exc))
+            return None
+        channel = response.get("channel") or {}
+        if not isinstance(channel, dict) or not channel.get("id"):
+            return None
+        self._dms[user] = str(channel["id"])
+        return self._dms[user]
+
+    # -- delivery ---------------------------------------------------------------------------------------------
+    async def retry_deliveries(self, *, limit: int = 200) -> int:
+        """DM the codes of recently completed orders whose delivery failed (Slack was down). Returns how
+        many were sent. Runs after order events (at most every :data:`RETRY_EVERY`); a job may call it."""
+        self._last_retry = self.core.clock.now()
+        with self.core.db.session() as s:
+            undelivered = [o for o in repo.list_orders(s, status=OrderStatus.COMPLETED, limit=limit)
+                           if not o.dm_sent and is_user_id(o.requester)]
+        sent = 0
+        for order in undelivered:
+            sent += await self.deliver(order)
+        return sent
+
+    async def _maybe_retry_deliveries(self) -> None:
+        if self._last_retry is None or self.core.clock.now() - self._last_retry >= RETRY_EVERY:
+            await self.retry_deliveries()
+
+    async def deliver(self, order: Order) -> bool:
+        """DM the requester what was bought (the code), once. Returns whether this call sent it."""
+        assert order.id is not None
+        if order.dm_sent or not is_user_id(order.requester):
+            return False
+        if not self._set_dm_sent(order.id, expected=False):
+            return False  # someone else sent it
+        content = self.core.orders.content(order) or {}
+        channel = await self._dm_channel(order.requester)
+        problem: str | None = "no DM channel" if channel is None else None
+        if channel is not None:
+            try:
+                await self.client.chat_postMessage(channel=channel, **order_delivery_dm(order, content))
+            except SlackFailure as exc:
+                problem = _error_code(exc)
+        if problem is not None:
+            log.warning("order #%s: could not DM the delivery to the requester (%s); it will be retried",
+                        order.id, problem)
+            self._set_dm_sent(order.id, expected=True, value=False)
+            return False
+        log.info("order #%s: delivery sent to the requester by DM", order.id)
+        return True
+
+    def _set_dm_sent(self, order_id: int, *, expected: bool, value: bool = True) -> bool:
+        statement = (update(Order).where(and_(col(Order.id) == order_id, col(Order.dm_sent).is_(expected)))
+                     .values(dm_sent=value))
+        with self.core.db.session() as s:
+            changed = _rowcount(s.execute(statement)) == 1
+            s.commit()
+        return changed

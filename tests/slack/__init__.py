@@ -1,0 +1,1 @@
+"""Tests of the Slack layer (pure parts: grammar, builders, manifest)."""
