@@ -1,0 +1,78 @@
+"""``gatebot demo``: the whole bot on one machine, with a terminal standing in for Slack.
+
+One asyncio process runs the Gate sandbox, a SQLite store, the real Slack app over HTTP, the scheduler and
+a local Slack emulator (:mod:`gatebot.demo.runner`); a demo user types ``/gate ...`` and ``:commands``
+(:mod:`gatebot.demo.session`) and sees Slack's messages, ephemerals, DMs, threads, modals and App Home
+rendered as text (:mod:`gatebot.demo.render`, :mod:`gatebot.demo.form`). Interactive with colour and
+completion (:mod:`gatebot.demo.tui`), or scripted (:mod:`gatebot.demo.script`, ``--script FILE``) for CI
+and the README. ``gatebot/demo/scripts/tour.gate`` is the sample session.
+
+Entry points for the CLI: :func:`add_arguments` (the ``demo`` subcommand's options), :func:`run_demo`,
+and :func:`main` (``python -m gatebot.demo``). The demo needs no configuration and ignores the
+environment's ``GATE_*``/``SLACK_*``/``GATEBOT_*`` variables. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["TOUR", "add_arguments", "main", "run_demo"]
+
+#: The sample session shipped with the package.
+TOUR = Path(__file__).with_name("scripts") / "tour.gate"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``gatebot demo``."""
+    parser.add_argument("--script", metavar="FILE",
+                        help="run the commands in FILE (one per line, # comments; '-' reads stdin; 'tour' is "
+                             "the built-in tour) and print the transcript instead of starting the terminal UI")
+    parser.add_argument("--db", metavar="PATH", type=Path,
+                        help="keep the demo's SQLite database in PATH (default: a temporary file)")
+    return parser
+
+
+def _configure_logging(*, scripted: bool) -> None:
+    """Warnings to stderr, without the noise a demo makes on purpose: the Gate client's retries while a
+    fault is on (and, in a transcript, which prints them itself, the jobs' failures)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.WARNING, format="gatebot demo: %(levelname)s %(name)s: %(message)s")
+    quiet = ["gatebot.gate.client", "uvicorn.error"] + (["gatebot.jobs"] if scripted else [])
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def run_demo(*, script: str | Path | None = None, db: Path | None = None) -> int:
+    """Run the demo: the terminal UI, or ``script`` (a path, ``-`` for stdin, or ``tour``). Exit code:
+    0, or 1 when a scripted command failed. Standard input that is not a terminal is read as a script."""
+    from gatebot.demo.script import main_script
+
+    scripted = script is not None or not sys.stdin.isatty()
+    _configure_logging(scripted=scripted)
+    if script is not None:
+        path = str(TOUR) if str(script) == "tour" else str(script)
+        return main_script(path, db=db)
+    if scripted:
+        return main_script("-", db=db)
+    from gatebot.demo.tui import run_tui
+
+    return run_tui(db=db)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m gatebot.demo [--script FILE] [--db PATH]``."""
+    parser = add_arguments(argparse.ArgumentParser(
+        prog="gatebot demo", description="The whole bot on this machine: type /gate commands as a demo user."))
+    args = parser.parse_args(argv)
+    try:
+        return run_demo(script=args.script, db=args.db)
+    except FileNotFoundError as exc:
+        print(f"gatebot demo: {exc.filename}: no such file", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
