@@ -275,11 +275,15 @@ async def run_balance_check(ctx: JobContext) -> list[Notification]:
     notes: list[Notification] = []
     for currency, thresholds in sorted(ctx.thresholds.items()):
         balance = by_currency.get(currency, Money.zero(currency))  # no balance line: nothing available
+        # Any deposit posted while the alert is open explains its all-clear (clearing takes several
+        # good readings, and the deposit watch may record the deposit after the first of them).
+        state = monitor.alert_state(ctx.db, alerts.balance_key(currency))
+        opened = state.alert.opened_at if state is not None and state.alert.open else None
         before = previous.get(currency)
         reading = BalanceReading(
             balance=balance,
             spent_last_24h=monitor.spent_last_24h(ctx.db, currency, now),
-            cause=monitor.deposit_cause(ctx.db, currency, before.at if before else None),
+            cause=monitor.deposit_cause(ctx.db, currency, opened or (before.at if before else None)),
         )
         notes += monitor.check_balance(ctx.db, reading, now, ctx.policy, thresholds=thresholds)
     await ctx.poster.deliver(notes)

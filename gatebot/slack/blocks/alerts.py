@@ -78,9 +78,7 @@ def _link_ok(link: str | None) -> bool:
 def alert_message(card: AlertCard) -> Message:
     """The alert's channel message (buttons unless resolved)."""
     emoji = SEVERITY_EMOJI.get(card.severity, ":bell:")
-    title = esc(truncate(card.title, 200))
-    if card.state == "resolved":
-        title = f"~{title}~"
+    title = esc(truncate(card.title, 200))  # a resolved title already says so ("back to normal")
     blocks: list[Block] = [section(f"{emoji} *{title}*\n{_state_line(card)}")]
     if card.text:
         blocks.append(section(esc(truncate(card.text, 2900))))
