@@ -206,8 +206,23 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
     return _run(settings, go)
 
 
-def cmd_buy(args: argparse.Namespace, settings: Settings) -> int:
+async def _load_catalog(c: Any, *, refresh: bool) -> bool:
+    """Load the catalog from Gate when it was never loaded (or ``refresh``); False if that failed."""
     from gatebot.gate import GateError
+    from gatebot.store import repo
+
+    with c.db.session() as s:
+        empty = repo.catalog_refreshed_at(s) is None
+    if empty or refresh:
+        try:
+            await c.orders.refresh_catalog()
+        except GateError as exc:
+            _print_err(f"could not load the catalog from Gate: {exc.message}")
+            return False
+    return True
+
+
+def cmd_buy(args: argparse.Namespace, settings: Settings) -> int:
     from gatebot.orders import GateDown, OrderDraft, OrderInvalid, parse_account_lines
     from gatebot.textview import order_text
 
@@ -217,16 +232,8 @@ def cmd_buy(args: argparse.Namespace, settings: Settings) -> int:
     requester = f"cli:{getpass.getuser()}"
 
     async def go(c: Any) -> int:
-        from gatebot.store import repo
-
-        with c.db.session() as s:
-            empty = repo.catalog_refreshed_at(s) is None
-        if empty or args.refresh:
-            try:
-                await c.orders.refresh_catalog()
-            except GateError as exc:
-                _print_err(f"could not load the catalog from Gate: {exc.message}")
-                return 1
+        if not await _load_catalog(c, refresh=args.refresh):
+            return 1
         draft = OrderDraft(product=args.product, requester=requester, amount=args.amount,
                            quantity=args.quantity, account=account, external_ref=args.ref, test=args.test)
         try:
@@ -257,19 +264,12 @@ def cmd_buy(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
-    from gatebot.gate import GateError
     from gatebot.store import repo
     from gatebot.textview import products_table
 
     async def go(c: Any) -> int:
-        with c.db.session() as s:
-            empty = repo.catalog_refreshed_at(s) is None
-        if empty or args.refresh:
-            try:
-                await c.orders.refresh_catalog()
-            except GateError as exc:
-                _print_err(f"could not load the catalog from Gate: {exc.message}")
-                return 1
+        if not await _load_catalog(c, refresh=args.refresh):
+            return 1
         with c.db.session() as s:
             rows = repo.search_products(s, args.query or "", active_only=not args.all)
         print(products_table(rows))

@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -52,6 +51,7 @@ from gatebot.gate.models import Deposit
 from gatebot.money import Money
 from gatebot.monitor import CallRecorder, DepositNotice, Digest, LogPoster, Poster
 from gatebot.orders import GateDown, OrderService, TrackResult
+from gatebot.signals import stop_on_signals
 from gatebot.store import repo
 from gatebot.store.db import Database
 
@@ -743,19 +743,9 @@ async def run_clock(
     cleanly (running jobs finish, the lease is released)."""
     ctx = build_context(core, poster, jobs=jobs)
     scheduler = Scheduler(ctx, lease_ttl=lease_ttl, on_leadership=on_leadership)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    with stop_on_signals(stop or asyncio.Event()) as stopped:
+        await scheduler.start()
         try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
-            pass
-    await scheduler.start()
-    try:
-        await stop.wait()
-    finally:
-        await scheduler.shutdown()
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+            await stopped.wait()
+        finally:
+            await scheduler.shutdown()

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from gatebot.runtime import Core
+from gatebot.signals import stop_on_signals
 from gatebot.slack.app import build_slack, check_settings
 from gatebot.slack.deps import Scheduler
 
@@ -38,29 +38,19 @@ async def run_socket(core: Core, *, scheduler: Scheduler | None = None, stop: as
     _bot, app_token = check_settings(core.settings, socket_mode=True)
     app, deps = build_slack(core, scheduler=scheduler, socket_mode=True)
     handler = socket_handler(app, app_token)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
-            pass
-    if scheduler is not None:
-        await scheduler.start()
-    try:
-        await handler.connect_async()  # type: ignore[no-untyped-call]
-        log.info("connected to Slack over Socket Mode")
-        await stop.wait()
-    finally:
-        await handler.close_async()  # type: ignore[no-untyped-call]
+    with stop_on_signals(stop or asyncio.Event()) as stopped:
         if scheduler is not None:
-            await scheduler.shutdown()
-        if deps.notifier is not None:
-            try:
-                await deps.notifier.drain(DRAIN_TIMEOUT)
-            except TimeoutError:
-                log.warning("stopped with order notifications still unsent")
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+            await scheduler.start()
+        try:
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+            log.info("connected to Slack over Socket Mode")
+            await stopped.wait()
+        finally:
+            await handler.close_async()  # type: ignore[no-untyped-call]
+            if scheduler is not None:
+                await scheduler.shutdown()
+            if deps.notifier is not None:
+                try:
+                    await deps.notifier.drain(DRAIN_TIMEOUT)
+                except TimeoutError:
+                    log.warning("stopped with order notifications still unsent")
