@@ -25,7 +25,7 @@ import asyncio
 import logging
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -571,7 +571,8 @@ class OrderService:
                 result.changed += 1
         return result
 
-    async def _pages(self, **filters: Any) -> Any:
+    async def _pages(self, **filters: Any) -> AsyncIterator[list[gate.Order]]:
+        """Pages of ``GET /orders`` (newest first), 100 orders each."""
         page = 1
         while True:
             listing = await self.gate.list_orders(page=page, page_size=100, **filters)
