@@ -139,6 +139,22 @@ def build_slack(core: Core, *, scheduler: Scheduler | None = None, socket_mode: 
     return app, deps
 
 
+#: How long a stopping process waits for order notifications still being posted.
+DRAIN_TIMEOUT = 10.0
+
+
+async def shut_down(deps: Deps, scheduler: Scheduler | None) -> None:
+    """Stop the in-process scheduler (running jobs finish, the lease is released), then let the
+    notifier finish posting what the last order events asked for."""
+    if scheduler is not None:
+        await scheduler.shutdown()
+    if deps.notifier is not None:
+        try:
+            await deps.notifier.drain(DRAIN_TIMEOUT)
+        except TimeoutError:
+            log.warning("stopped with order notifications still unsent; the next order event re-renders them")
+
+
 def build_notifier(core: Core) -> Notifier:
     """A subscribed notifier alone, for a process without the Slack app (``gatebot clock``): order
     events from the tracking job still edit the status messages and deliver codes."""

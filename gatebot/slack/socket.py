@@ -18,14 +18,13 @@ from slack_bolt.async_app import AsyncApp
 
 from gatebot.runtime import Core
 from gatebot.signals import stop_on_signals
-from gatebot.slack.app import build_slack, check_settings
+from gatebot.slack.app import build_slack, check_settings, shut_down
 from gatebot.slack.deps import Scheduler
 
 __all__ = ["run_socket", "socket_handler"]
 
 log = logging.getLogger(__name__)
 
-DRAIN_TIMEOUT = 10.0
 
 
 def socket_handler(app: AsyncApp, app_token: str) -> AsyncSocketModeHandler:
@@ -47,10 +46,4 @@ async def run_socket(core: Core, *, scheduler: Scheduler | None = None, stop: as
             await stopped.wait()
         finally:
             await handler.close_async()  # type: ignore[no-untyped-call]
-            if scheduler is not None:
-                await scheduler.shutdown()
-            if deps.notifier is not None:
-                try:
-                    await deps.notifier.drain(DRAIN_TIMEOUT)
-                except TimeoutError:
-                    log.warning("stopped with order notifications still unsent")
+            await shut_down(deps, scheduler)

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gatebot.runtime import Core
-from gatebot.slack.app import build_slack
+from gatebot.slack.app import build_slack, shut_down
 from gatebot.slack.deps import Deps, Scheduler
 
 __all__ = ["EVENTS_PATH", "HEALTH_PATH", "create_web_app", "run_http", "serve"]
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 #: How long shutdown waits for order notifications still being sent to Slack.
-DRAIN_TIMEOUT = 10.0
 
 
 def create_web_app(app: AsyncApp, deps: Deps) -> Starlette:
@@ -108,10 +107,4 @@ async def run_http(core: Core, *, port: int, host: str = "0.0.0.0", scheduler: S
         await serve(web, host=host, port=port, log_level=core.settings.gatebot_log_level, stop=stop,
                     on_ready=on_ready)
     finally:
-        if scheduler is not None:
-            await scheduler.shutdown()
-        if deps.notifier is not None:
-            try:
-                await deps.notifier.drain(DRAIN_TIMEOUT)
-            except TimeoutError:
-                log.warning("stopped with order notifications still unsent; the next order event re-renders them")
+        await shut_down(deps, scheduler)
