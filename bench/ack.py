@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench.stats import percentile
 from gatebot.clock import ManualClock
 from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY, Settings
 from gatebot.emulator import AckTimeoutError, EmulatorServer, LoopbackServer, SlackDriver, Workspace, running_emulator
@@ -62,11 +63,7 @@ class Figures:
 
     def percentile(self, p: float) -> float:
         """Nearest-rank percentile in milliseconds."""
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
-        return ordered[rank - 1] * 1000
+        return percentile(self.latencies, p) * 1000
 
     def line(self) -> str:
         return (f"{self.name:<26} n={len(self.latencies):>3}  p50 {self.percentile(50):7.1f} ms  "

@@ -23,6 +23,7 @@ from decimal import Decimal
 
 import httpx
 
+from bench.stats import percentile
 from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY
 from gatebot.gate import CreateOrderRequest, GateClient, GateError, Product
 from gatebot.sandbox.server import running_sandbox
@@ -46,11 +47,7 @@ class Result:
 
     def percentile(self, p: float) -> float:
         """Latency percentile in milliseconds (nearest-rank)."""
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
-        return ordered[rank - 1] * 1000
+        return percentile(self.latencies, p) * 1000
 
 
 async def run(name: str, mode: str, n: int, concurrency: int,

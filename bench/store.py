@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.stats import percentile
 from gatebot.store import repo
 from gatebot.store.crypto import FernetCipher, seal_json
 from gatebot.store.db import Database, make_engine, upgrade
@@ -168,11 +169,6 @@ def _refs(n: int, rng: random.Random) -> dict[str, Callable[[], str]]:
     }
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def measure(path: Path, n: int, lookups: int, *, seed_value: int = 11) -> dict[str, list[float]]:
     """Time ``find_order`` (in ms) per reference kind; a few hundred warm-up lookups are not counted."""
     rng = random.Random(seed_value)
@@ -233,10 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         for kind, values in timings.items():
             everything += values
             print(
-                f"{kind:<16}{len(values):>8,}{statistics.median(values):>9.3f}{_pct(values, 0.99):>9.3f}"
+                f"{kind:<16}{len(values):>8,}{statistics.median(values):>9.3f}{percentile(values, 99):>9.3f}"
                 f"{max(values):>9.3f}"
             )
-        p99 = _pct(everything, 0.99)
+        p99 = percentile(everything, 99)
         print(
             f"{'all':<16}{len(everything):>8,}{statistics.median(everything):>9.3f}{p99:>9.3f}{max(everything):>9.3f}"
         )
