@@ -204,14 +204,15 @@ def _parse_since(text: str) -> datetime:
 
 
 def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
-    from gatebot.gate import GateError
+    from gatebot.orders import GateDown
 
     async def go(c: Any) -> int:
         try:
-            balances = await c.gate.get_balance()
-        except GateError as exc:
-            _print_err(f"could not read balances from Gate: {exc.message}")
+            snapshot = await c.orders.balances()
+        except GateDown as exc:
+            _print_err(str(exc))
             return 1
+        balances = snapshot.balances
         thresholds = settings.gatebot_low_balance
         for b in balances:
             money = b.money()
@@ -223,6 +224,11 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{money.format():>20}{status}")
         if not balances:
             print("no balances")
+        read_at = snapshot.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")  # when, not Gate's updated_at
+        if snapshot.cached:
+            _print_err(f"Gate did not answer: these are the balances gatebot last read, at {read_at}")
+            return 1
+        print(f"read from Gate at {read_at}")
         return 0
 
     return _run(settings, go)
