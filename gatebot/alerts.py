@@ -29,9 +29,9 @@ Notifications each policy can emit (``reason`` → kinds)::
                                                      critical + margin)
     balance        resolved       update + thread    clear_after readings above warning + margin;
                                                      says why (the reading's ``cause`` hint, if any)
-    health         fired          post               health_fail_after consecutive failures: the API is
-                                                     down, the circuit opens
-    health         resolved       update + thread    the API answers again, with the outage duration
+    health         fired          post               health_fail_after consecutive failed probes (or
+                                                     real calls): the API is down, the circuit opens
+    health         resolved       update + thread    the probe answers again, with the outage duration
     health         flapping       update + thread    flap_changes up/down changes within flap_window:
                                                      (re)opens the SAME message, then stays quiet
     health         settled        update + thread    flap_quiet without a change: resolved, or plain
@@ -159,7 +159,8 @@ class AlertPolicy:
     #: Whether an escalation to a more severe level drops the ack and snooze (so reminders resume).
     #: Off by default: an ack holds until the all-clear, the escalation itself is announced.
     escalation_rearms: bool = False
-    #: Consecutive failed probes / real calls before the API counts as down (alert + open circuit).
+    #: Consecutive failed probes, or consecutive failed real calls (counted apart), before the API
+    #: counts as down (alert + open circuit).
     health_fail_after: int = 3
     #: Consecutive successes before a down API counts as up again.
     health_recover_after: int = 1
@@ -691,9 +692,15 @@ class HealthState(PolicyState):
     TYPE: ClassVar[str] = "health"
     #: The debounced status: ``True`` after ``health_fail_after`` failures; the circuit is open.
     down: bool = False
+    #: Consecutive failed ``/health`` probes (reset only by a probe that answers) and consecutive
+    #: answering probes while down: the probe is its own signal, whatever real calls do meanwhile.
     failures: int = 0
     successes: int = 0
     failing_since: datetime | None = None
+    #: Consecutive failed real calls (reset by a real call that works, or when the API recovers): the
+    #: second signal that may also open the circuit. It never closes it: recovery needs the probe.
+    call_failures: int = 0
+    call_failing_since: datetime | None = None
     down_since: datetime | None = None
     #: The health job skips probes until then (``None``: probe on the normal schedule).
     next_probe_at: datetime | None = None
@@ -770,6 +777,8 @@ class HealthState(PolicyState):
             "failures": self.failures,
             "successes": self.successes,
             "failing_since": _dt_out(self.failing_since),
+            "call_failures": self.call_failures,
+            "call_failing_since": _dt_out(self.call_failing_since),
             "down_since": _dt_out(self.down_since),
             "next_probe_at": _dt_out(self.next_probe_at),
             "backoff_s": self.backoff_s,
@@ -789,6 +798,8 @@ class HealthState(PolicyState):
             failures=r.integer("failures"),
             successes=r.integer("successes"),
             failing_since=r.when("failing_since"),
+            call_failures=r.integer("call_failures"),
+            call_failing_since=r.when("call_failing_since"),
             down_since=r.when("down_since"),
             next_probe_at=r.when("next_probe_at"),
             backoff_s=r.integer("backoff_s"),
@@ -816,35 +827,48 @@ def check_health(
 ) -> tuple[HealthState, list[Notification]]:
     """Feed one probe or real-call outcome to the health policy.
 
-    ``health_fail_after`` consecutive failures make the API *down*: the alert fires, the circuit
-    opens and probes back off exponentially (``probe_interval``, doubling per failed probe, capped at
-    ``probe_backoff_cap``; failed real calls do not move the schedule). ``health_recover_after``
-    successes close the circuit and resolve the alert with the outage duration. ``flap_changes``
-    up/down changes within ``flap_window`` turn the (same) message into one "flapping" state that
-    stays quiet until ``flap_quiet`` passes without a change.
+    Two signals, counted apart. ``health_fail_after`` consecutive failed ``/health`` probes make the API
+    *down* whatever real calls do in between (a working balance call says nothing about ``/health``);
+    ``health_fail_after`` consecutive failed real calls do too, whatever the probe says. Down, the alert
+    fires, the circuit opens and probes back off exponentially (``probe_interval``, doubling per failed
+    probe, capped at ``probe_backoff_cap``; failed real calls do not move the schedule). Only the probe
+    brings it back: ``health_recover_after`` consecutive answering probes close the circuit and resolve
+    the alert with the outage duration (a working real call alone does not). ``flap_changes`` up/down
+    changes within ``flap_window`` turn the (same) message into one "flapping" state that stays quiet
+    until ``flap_quiet`` passes without a change.
     """
     now = _aware(now, "now")
     s = state
     changed: Literal["up", "down"] | None = None
-    if observation.ok:
+    detail = None if observation.ok else \
+        _clip(observation.detail) if observation.detail else f"{observation.source} failed"
+    if observation.source == "call":
+        if observation.ok:
+            s = replace(s, call_failures=0, call_failing_since=None)
+        else:
+            s = replace(s, call_failures=s.call_failures + 1, call_failing_since=s.call_failing_since or now,
+                        last_error=detail)
+    elif observation.ok:
         s = replace(s, failures=0, successes=s.successes + 1, failing_since=None, next_probe_at=None,
                     backoff_s=0)
         if s.down and s.successes >= policy.health_recover_after:
             changed = "up"
-            s = replace(s, down=False, changes=(*s.changes, now), last_change_at=now)
+            s = replace(s, down=False, call_failures=0, call_failing_since=None, changes=(*s.changes, now),
+                        last_change_at=now)
     else:
-        detail = _clip(observation.detail) if observation.detail else f"{observation.source} failed"
         s = replace(s, failures=s.failures + 1, successes=0, failing_since=s.failing_since or now,
                     last_error=detail)
-        if not s.down and s.failures >= policy.health_fail_after:
-            changed = "down"
-            s = replace(s, down=True, down_since=s.failing_since, backoff_s=_seconds(policy.probe_interval),
-                        next_probe_at=now + policy.probe_interval, changes=(*s.changes, now),
-                        last_change_at=now)
-        elif s.down and observation.source == "probe":
+        if s.down:
             previous = timedelta(seconds=s.backoff_s) if s.backoff_s > 0 else policy.probe_interval
             delay = min(previous * 2, policy.probe_backoff_cap)
             s = replace(s, backoff_s=_seconds(delay), next_probe_at=now + delay)
+    if not s.down and (s.failures >= policy.health_fail_after or s.call_failures >= policy.health_fail_after):
+        changed = "down"
+        since = [t for t, n in ((s.failing_since, s.failures), (s.call_failing_since, s.call_failures))
+                 if t is not None and n >= policy.health_fail_after]
+        s = replace(s, down=True, successes=0, down_since=min(since, default=now),
+                    backoff_s=_seconds(policy.probe_interval), next_probe_at=now + policy.probe_interval,
+                    changes=(*s.changes, now), last_change_at=now)
     s = replace(s, changes=tuple(t for t in s.changes if now - t < policy.flap_window))
     notes: list[Notification] = []
     if changed is not None and not s.flapping:

@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from gatebot import __version__
 from gatebot.config import ConfigError, Settings, load_settings
@@ -29,6 +29,28 @@ class UsageError(Exception):
 
 def _print_err(message: str) -> None:
     print(f"gatebot: {message}", file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (a :class:`UsageError`, printed by :func:`main`, exit 2)
+    instead of the usage block: what is wrong, and where the options are listed."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _positive_int(text: str) -> int:
+    """``type=`` for counts such as ``--limit``: a whole number of at least 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    """``type=`` for ``--port``: a TCP port 1-65535."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port 1-65535, got {text!r}")
+    return int(text)
 
 
 # -- check --------------------------------------------------------------------------------------------
@@ -97,7 +119,7 @@ def _system_clock() -> Any:
 def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     from gatebot.sandbox.__main__ import main as sandbox_main
 
-    return sandbox_main(args.extra)
+    return sandbox_main(args.extra, parser_class=_Parser, prog="gatebot sandbox")
 
 
 # -- db -----------------------------------------------------------------------------------------------
@@ -182,14 +204,15 @@ def _parse_since(text: str) -> datetime:
 
 
 def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
-    from gatebot.gate import GateError
+    from gatebot.orders import GateDown
 
     async def go(c: Any) -> int:
         try:
-            balances = await c.gate.get_balance()
-        except GateError as exc:
-            _print_err(f"could not read balances from Gate: {exc.message}")
+            snapshot = await c.orders.balances()
+        except GateDown as exc:
+            _print_err(str(exc))
             return 1
+        balances = snapshot.balances
         thresholds = settings.gatebot_low_balance
         for b in balances:
             money = b.money()
@@ -201,6 +224,11 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{money.format():>20}{status}")
         if not balances:
             print("no balances")
+        read_at = snapshot.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")  # when, not Gate's updated_at
+        if snapshot.cached:
+            _print_err(f"Gate did not answer: these are the balances gatebot last read, at {read_at}")
+            return 1
+        print(f"read from Gate at {read_at}")
         return 0
 
     return _run(settings, go)
@@ -352,7 +380,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:
 
 # -- parser -------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gatebot", description="Slack chat-ops for the Plexy Gate API.")
+    parser = _Parser(prog="gatebot", description="Slack chat-ops for the Plexy Gate API.")
     parser.add_argument("--version", action="version", version=f"gatebot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -376,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", help="comma-separated: submitting,unknown,pending,waiting_funds,completed,...")
     p.add_argument("--since", help="a date (2026-11-24), a time, or an age (2h, 7d)")
     p.add_argument("--requester", help="a Slack user id or cli:<name>")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=_positive_int, default=50, help="at most this many (default: 50)")
     p.set_defaults(handler=cmd_orders)
 
     p = sub.add_parser("balance", help="balances per currency, with their low-balance status")
@@ -407,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve the Slack app over HTTP on $PORT (and run the jobs)")
     p.add_argument("--host", default="0.0.0.0")
-    p.add_argument("--port", type=int, help="default: $PORT (3000)")
+    p.add_argument("--port", type=_port, help="default: $PORT (3000)")
     p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser("socket", help="run the Slack app over Socket Mode (and the jobs)")
@@ -424,9 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "passthrough", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra and not getattr(args, "passthrough", False):
+            sub = f"gatebot {args.command}" if getattr(args, "command", None) else "gatebot"
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see `{sub} --help`)")
+    except UsageError as exc:
+        _print_err(str(exc))
+        return 2
     args.extra = extra
     if not getattr(args, "handler", None):
         parser.print_help()
@@ -439,10 +472,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger().setLevel(settings.gatebot_log_level if args.command in {"serve", "socket", "clock"}
                                          else logging.WARNING)
         return int(args.handler(args, settings))
-    except ConfigError as exc:
+    except ConfigError as exc:  # one line per problem, each naming its variable (environment, .env, gatebot.toml)
         for line in exc.problems:
             _print_err(line)
-        _print_err("fix the variables above (environment, .env or gatebot.toml) and try again")
         return 2
     except UsageError as exc:
         _print_err(str(exc))
@@ -450,9 +482,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from sqlalchemy.exc import ArgumentError, OperationalError
+
         from gatebot.store.db import SchemaOutOfDate
 
         if isinstance(exc, SchemaOutOfDate):
             _print_err(str(exc))
+            return 2
+        if isinstance(exc, OperationalError | ArgumentError):  # the driver's reason: no credentials in it
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            _print_err(f"DATABASE_URL: cannot open the database ({reason}); check the URL and that the "
+                       "database (or the SQLite file's directory) exists")
+            return 2
+        if isinstance(exc, OSError) and exc.filename:  # e.g. a SQLite path under something that is not a folder
+            _print_err(f"{exc.filename}: {exc.strerror or exc}; check the path (DATABASE_URL, --db, ...)")
             return 2
         raise

@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     #: Fallback top-up margin rate used for the cost estimate when a product does not publish one.
     gatebot_topup_margin: Decimal = Field(default=Decimal("0"), ge=0, le=1)
     #: Customer-account fields per product id or slug, for products that do not publish them (JSON).
-    gatebot_account_fields: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    gatebot_account_fields: Annotated[dict[str, list[dict[str, Any]]], NoDecode] = Field(default_factory=dict)
 
     # -- Alerting ---------------------------------------------------------------------------------------
     gatebot_alert_channel: str | None = None
@@ -201,13 +201,15 @@ class Settings(BaseSettings):
             return value
         result: dict[str, Thresholds] = {}
         for item in items:
+            currency, colon, levels = item.partition(":")
+            warn, _, crit = levels.partition("/")
+            code = currency.strip().upper()
+            if not colon or not warn.strip():
+                raise ValueError(f"{item!r} has no levels; write CUR:warning/critical like USD:500/100")
             try:
-                currency, levels = item.split(":", 1)
-                warn, _, crit = levels.partition("/")
-                code = currency.strip().upper()
                 result[code] = Thresholds(Money.parse(warn.strip(), code), Money.parse((crit or "0").strip(), code))
-            except (ValueError, MoneyError) as exc:
-                raise ValueError(f"{item!r}: expected CUR:warning/critical like USD:500/100 ({exc})") from None
+            except MoneyError as exc:  # its message names the bad part, never Python internals
+                raise ValueError(f"{item!r}: {exc} (the format is CUR:warning/critical, like USD:500/100)") from None
         return result
 
     @field_validator("slack_api_url", "gate_api_url")

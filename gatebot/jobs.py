@@ -292,7 +292,8 @@ async def run_balance_check(ctx: JobContext) -> list[Notification]:
 
 async def run_health_check(ctx: JobContext) -> list[Notification]:
     """Feed the real calls since the last run and, when due (it backs off while down), a ``/health``
-    probe to the health policy: N failures open the circuit and fire the alert."""
+    probe to the health policy: N failed probes in a row (whatever the real calls did meanwhile), or N
+    failed real calls in a row, open the circuit and fire the alert; a probe answering closes it."""
     now = ctx.clock.now()
     observations = [
         HealthObservation(ok=ok, source="call", detail=None if ok else f"{label} call failed")

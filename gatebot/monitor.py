@@ -238,9 +238,11 @@ class CallRecorder:
     """The Gate client's ``on_attempt`` hook: remembers whether real calls worked.
 
     The health job drains it and feeds each outcome to the health policy as a ``source="call"``
-    observation, so a Gate that fails business calls counts as down even while ``/health`` answers.
-    The probe itself (label ``health``) is observed directly and ignored here. Bounded: only the most
-    recent ``maxlen`` outcomes are kept.
+    observation: the second signal, so a Gate that fails business calls counts as down even while
+    ``/health`` answers. Working calls never cancel failed probes (the policy counts the two apart).
+    The probe itself (label ``health``) is observed directly and ignored here. Only this process's
+    calls are seen (the clock process's, where the health job runs). Bounded: only the most recent
+    ``maxlen`` outcomes are kept.
     """
 
     def __init__(self, *, maxlen: int = 100, ignore: Iterable[str] = ("health",)) -> None:

@@ -48,6 +48,7 @@ from gatebot.money import Money, MoneyError
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 POLICY = AlertPolicy()
+SEC = timedelta(seconds=1)
 MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 
@@ -68,6 +69,7 @@ def fail(source: Literal["probe", "call"] = "probe") -> HealthObservation:
 
 
 OK = HealthObservation(ok=True)
+OK_CALL = HealthObservation(ok=True, source="call")
 
 
 class Poster:
@@ -521,11 +523,40 @@ def test_health_fires_after_n_consecutive_failures_and_opens_the_circuit() -> No
     state, notes = check_health(state, fail("call"), T0 + 10 * timedelta(seconds=1), POLICY)
     assert notes == [] and not circuit_open(state)
     state, notes = check_health(state, fail(), T0 + MIN, POLICY)
+    assert notes == [] and not circuit_open(state)  # two signals counted apart: 2 probes, 1 call
+    state, notes = check_health(state, fail(), T0 + 2 * MIN, POLICY)
     assert [(n.kind, n.reason, n.severity) for n in notes] == [("post", "fired", "critical")]
     assert notes[0].title == "Gate API down"
     assert notes[0].fields["Circuit"] == "open: new orders are refused"
     assert notes[0].fields["Last error"] == "HTTP 503"
     assert circuit_open(state) and state.down_since == T0
+
+
+def test_failed_probes_fire_whatever_real_calls_do_and_only_a_probe_resolves() -> None:
+    state = HealthState.new()
+    for i in range(3):
+        state, notes = check_health(state, fail(), T0 + i * MIN, POLICY)
+        for k in range(1, 30):  # a working business call every 2 s does not reset the probe count
+            state, more = check_health(state, OK_CALL, T0 + i * MIN + k * 2 * SEC, POLICY)
+            notes += more
+    assert [(n.kind, n.reason) for n in notes] == [("post", "fired")] and circuit_open(state)
+    state, notes = check_health(state, OK_CALL, T0 + 3 * MIN, POLICY)
+    assert notes == [] and circuit_open(state)  # a working call is not the probe answering
+    state, notes = check_health(state, OK, T0 + 4 * MIN, POLICY)
+    assert {n.reason for n in notes} == {"resolved"} and not circuit_open(state)
+
+
+def test_failed_real_calls_are_a_second_signal_that_also_fires() -> None:
+    state, _ = check_health(HealthState.new(), OK, T0, POLICY)
+    for i in range(3):
+        state, notes = check_health(state, fail("call"), T0 + (i + 1) * SEC, POLICY)
+    assert [(n.kind, n.reason) for n in notes] == [("post", "fired")]
+    assert circuit_open(state) and state.down_since == T0 + SEC
+    state, notes = check_health(state, OK_CALL, T0 + 10 * SEC, POLICY)
+    assert notes == [] and circuit_open(state)
+    state, notes = check_health(state, OK, T0 + MIN, POLICY)
+    assert {n.reason for n in notes} == {"resolved"} and not circuit_open(state)
+    assert state.call_failures == 0
 
 
 def test_a_success_resets_the_failure_count() -> None:

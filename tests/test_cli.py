@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,17 @@ def test_ops_commands_against_a_sandbox_process(sandbox_url: str, monkeypatch: p
     assert "--account: line 1 has no '='" in capsys.readouterr().err
     assert main(["buy", "--product", "101"]) == 2  # not a terminal and no --yes: nothing is sent
     assert "add --yes" in capsys.readouterr().err
+
+
+def test_balance_says_when_gatebot_read_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """Not Gate's ``updated_at`` (the last deposit, often weeks ago, which reads as stale): the read time."""
+    import time_machine
+
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    with time_machine.travel(datetime(2026, 11, 24, 9, 30, tzinfo=UTC), tick=False):
+        assert main(["balance"]) == 0
+    out = capsys.readouterr().out
+    assert "USD 5,000.00" in out
+    assert out.splitlines()[-1] == "read from Gate at 2026-11-24 09:30 UTC"
+    assert "as of" not in out

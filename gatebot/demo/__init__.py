@@ -20,18 +20,44 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["TOUR", "add_arguments", "main", "run_demo"]
+__all__ = ["TOUR", "add_arguments", "database_path", "main", "run_demo", "script_source"]
 
 #: The sample session shipped with the package.
 TOUR = Path(__file__).with_name("scripts") / "tour.gate"
 
 
+def script_source(text: str) -> str:
+    """``type=`` of ``--script``: ``-`` (standard input), a readable file, or the built-in tour by name
+    (``tour`` or ``tour.gate``, as the tour's own first line says, unless such a file is here)."""
+    path = Path(text)
+    if text == "-" or path.is_file():
+        return text
+    if text in ("tour", TOUR.name):
+        return str(TOUR)
+    if path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: not a file; give a script file, '-' for standard input, "
+                                         "or 'tour' for the built-in tour")
+    raise argparse.ArgumentTypeError(f"{text}: no such file; give a script file, '-' for standard input, "
+                                     "or 'tour' for the built-in tour")
+
+
+def database_path(text: str) -> Path:
+    """``type=`` of ``--db``: a file path whose directory exists."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"--db {text}: is a directory; give a file path such as demo.db")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"--db {text}: no directory {path.parent}; create it first or give "
+                                         "another path")
+    return path
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of ``gatebot demo``."""
-    parser.add_argument("--script", metavar="FILE",
+    parser.add_argument("--script", metavar="FILE", type=script_source,
                         help="run the commands in FILE (one per line, # comments; '-' reads stdin; 'tour' is "
                              "the built-in tour) and print the transcript instead of starting the terminal UI")
-    parser.add_argument("--db", metavar="PATH", type=Path,
+    parser.add_argument("--db", metavar="PATH", type=database_path,
                         help="keep the demo's SQLite database in PATH (default: a temporary file)")
     return parser
 

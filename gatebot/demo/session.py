@@ -71,8 +71,9 @@ HELP: tuple[tuple[str, str], ...] = (
     (":dm", "your DMs with gatebot"),
     (":history [N]", "the last N messages of the current channel (default 5)"),
     (":lookup [TEXT]", "“Look up order” on the newest message here (or post TEXT first)"),
-    (":fault WHAT", "sandbox faults: health-down (Gate down: /health and every call fail) | health-up | "
-                    "latency SECONDS | errors RATE (a fraction of calls fail) | ok (no faults)"),
+    (":fault WHAT", "sandbox faults: health-down (/health answers 503: after a few failed probes the "
+                    "API counts as down, even while other calls work) | health-up | latency SECONDS | "
+                    "errors RATE (a fraction of calls fail) | ok (no faults)"),
     (":deposit CUR AMOUNT", "a deposit posts in the sandbox (e.g. :deposit USD 500)"),
     (":balance CUR AMOUNT", "set the sandbox balance (e.g. :balance USD 20 to trigger a low-balance alert)"),
     (":time +1h|+30m|+90s", "let time pass: the clock moves and the jobs that become due run"),
@@ -498,10 +499,10 @@ class DemoSession:
         if what in ("ok", "off", "none", "reset", "clear"):
             changes = Faults().as_dict()
         elif what in ("health-down", "down"):
-            # Gate is down: /health fails and so does every call (a Gate that still answers calls is up).
-            changes = {"health_down": True, "error_rate": 1.0}
+            # /health fails: the probes alone take the API down (``errors 1`` fails the other calls too).
+            changes = {"health_down": True}
         elif what in ("health-up", "up"):
-            changes = {"health_down": False, "error_rate": 0.0}
+            changes = {"health_down": False}
         elif what in ("latency", "errors", "error-rate") or what.replace("-", "_") in Faults().as_dict():
             if len(values) != 1:
                 raise CommandError(f"usage: :fault {what} NUMBER")

@@ -23,9 +23,9 @@ from gatebot.sandbox.simulator import Faults, SandboxConfig
 __all__ = ["build_parser", "config_from_args", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m gatebot.sandbox",
-                                     description="Serve the Plexy Gate API simulator over HTTP.")
+def build_parser(*, parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+                 prog: str = "python -m gatebot.sandbox") -> argparse.ArgumentParser:
+    parser = parser_class(prog=prog, description="Serve the Plexy Gate API simulator over HTTP.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help="TCP port; 0 picks a free one (default: %(default)s)")
@@ -74,8 +74,11 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
                          faults=faults)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, *,
+         parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+         prog: str = "python -m gatebot.sandbox") -> int:
+    """Serve until interrupted. ``parser_class``/``prog``: how ``gatebot sandbox`` reports bad arguments."""
+    parser = build_parser(parser_class=parser_class, prog=prog)
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)

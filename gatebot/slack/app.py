@@ -15,6 +15,7 @@ CLI hands a started-or-not :class:`~gatebot.slack.deps.Scheduler` in).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -143,9 +144,29 @@ def build_slack(core: Core, *, scheduler: Scheduler | None = None, socket_mode: 
 DRAIN_TIMEOUT = 10.0
 
 
+#: The coroutine Bolt runs a listener in after the ack (``process_before_response=False``). Bolt starts it
+#: with ``ensure_future`` and keeps no handle, so stopping finds these tasks by name; if Bolt renames it,
+#: stopping merely stops waiting for them.
+_BOLT_LISTENER_RUN = "run_ack_function_asynchronously"
+
+
+async def drain_listeners(within: float) -> None:
+    """Wait (up to ``within`` s) for listeners still working after their ack — a Gate call behind
+    ``/gate balance``, an order being placed — so that stopping does not cancel them half-way."""
+    running = {task for task in asyncio.all_tasks()
+               if not task.done() and getattr(task.get_coro(), "__name__", "") == _BOLT_LISTENER_RUN}
+    if not running:
+        return
+    _done, left = await asyncio.wait(running, timeout=within)
+    if left:
+        log.warning("stopped with %d Slack request(s) still being handled", len(left))
+
+
 async def shut_down(deps: Deps, scheduler: Scheduler | None) -> None:
-    """Stop the in-process scheduler (running jobs finish, the lease is released), then let the
-    notifier finish posting what the last order events asked for."""
+    """Let the listeners still working after their ack finish, stop the in-process scheduler (running jobs
+    finish, the lease is released), then let the notifier finish posting what the last order events asked
+    for. Each wait is bounded by :data:`DRAIN_TIMEOUT`."""
+    await drain_listeners(DRAIN_TIMEOUT)
     if scheduler is not None:
         await scheduler.shutdown()
     if deps.notifier is not None:

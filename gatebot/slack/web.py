@@ -6,7 +6,7 @@
   circuit, the jobs and the scheduler — 200 when all is well, 503 otherwise (see
   :class:`~gatebot.slack.deps.StatusReport`).
 * :func:`serve` — uvicorn (a production ASGI server; Bolt's ``app.start()`` is a development server) on
-  ``host:port``, until SIGINT/SIGTERM.
+  ``host:port``, until :func:`run_http` stops it (on SIGINT/SIGTERM: it installs no handlers of its own).
 * :func:`run_http` — what ``gatebot serve`` runs: checks the Slack settings (a clear
   :class:`~gatebot.slack.app.SlackConfigError` without ``SLACK_SIGNING_SECRET`` / ``SLACK_BOT_TOKEN``),
   builds the app, starts the scheduler (if given) and serves on ``$PORT``.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gatebot.runtime import Core
+from gatebot.signals import stop_on_signals
 from gatebot.slack.app import build_slack, shut_down
 from gatebot.slack.deps import Deps, Scheduler
 
@@ -62,25 +63,44 @@ def create_web_app(app: AsyncApp, deps: Deps) -> Starlette:
     return web
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: :func:`run_http` owns SIGTERM/SIGINT.
+
+    uvicorn's handlers re-raise the signal once it has served, so SIGTERM then killed the process
+    (exit 143) before the scheduler was stopped and the job lease released.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve(web: Starlette, *, host: str, port: int, log_level: str = "info",
-                stop: asyncio.Event | None = None, on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve ``web`` with uvicorn until SIGINT/SIGTERM (uvicorn handles them in the main thread) or until
-    ``stop`` is set. ``on_ready(url)`` is called once the socket accepts connections (``port=0``: any)."""
+                stop: asyncio.Event | None = None, hurry: asyncio.Event | None = None,
+                on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve ``web`` with uvicorn until ``stop`` is set, then return once in-flight requests are done
+    (at most 10 s, or until ``hurry`` is set). Installs no signal handlers: :func:`run_http` sets
+    ``stop`` on SIGTERM/SIGINT. ``on_ready(url)`` is called once the socket accepts connections
+    (``port=0``: any)."""
     config = uvicorn.Config(web, host=host, port=port, lifespan="off", log_level=log_level.lower(),
                             access_log=False, proxy_headers=True, timeout_graceful_shutdown=10)
-    server = uvicorn.Server(config)
+    server = _Server(config)
+    stop = stop or asyncio.Event()
 
     async def watch() -> None:
-        while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
+        while not server.started and not stop.is_set():  # noqa: ASYNC110 - uvicorn has no started event
             await asyncio.sleep(0.01)
-        bound = server.servers[0].sockets[0].getsockname() if server.servers else (host, port)
-        url = f"http://{bound[0]}:{bound[1]}"
-        log.info("serving Slack requests on %s%s", url, EVENTS_PATH)
-        if on_ready is not None:
-            on_ready(url)
-        if stop is not None:
-            await stop.wait()
-            server.should_exit = True
+        if server.started:
+            bound = server.servers[0].sockets[0].getsockname() if server.servers else (host, port)
+            url = f"http://{bound[0]}:{bound[1]}"
+            log.info("serving Slack requests on %s%s", url, EVENTS_PATH)
+            if on_ready is not None:
+                on_ready(url)
+        await stop.wait()
+        server.should_exit = True
+        if hurry is not None:
+            await hurry.wait()
+            server.force_exit = True
 
     watcher = asyncio.create_task(watch(), name="gatebot-web-watch")
     try:
@@ -94,17 +114,20 @@ async def serve(web: Starlette, *, host: str, port: int, log_level: str = "info"
 async def run_http(core: Core, *, port: int, host: str = "0.0.0.0", scheduler: Scheduler | None = None,
                    stop: asyncio.Event | None = None, on_ready: Callable[[str], None] | None = None) -> None:
     """``gatebot serve``: the Slack app over HTTP on ``host:port`` (plus ``scheduler`` in this process),
-    until SIGINT/SIGTERM or ``stop``.
+    until SIGINT/SIGTERM or ``stop``; then in-flight requests finish, the scheduler stops (releasing the
+    lease) and it returns normally. A second signal stops waiting for open requests.
 
     Raises :class:`~gatebot.slack.app.SlackConfigError` before anything starts when the Slack settings
     are incomplete.
     """
     app, deps = build_slack(core, scheduler=scheduler)
     web = create_web_app(app, deps)
-    if scheduler is not None:
-        await scheduler.start()
-    try:
-        await serve(web, host=host, port=port, log_level=core.settings.gatebot_log_level, stop=stop,
-                    on_ready=on_ready)
-    finally:
-        await shut_down(deps, scheduler)
+    hurry = asyncio.Event()
+    with stop_on_signals(stop or asyncio.Event(), again=hurry.set) as stopped:
+        if scheduler is not None:
+            await scheduler.start()
+        try:
+            await serve(web, host=host, port=port, log_level=core.settings.gatebot_log_level, stop=stopped,
+                        hurry=hurry, on_ready=on_ready)
+        finally:
+            await shut_down(deps, scheduler)

@@ -104,7 +104,7 @@ async def test_look_up_order_shortcut_on_a_message(demo: Demo) -> None:
 
 async def test_health_fault_fires_an_alert_and_recovery_clears_it(demo: Demo) -> None:
     down = await demo.run(":fault health-down", ":time +5m")
-    assert "🔧 sandbox faults: error_rate=1.0, health_down=True" in down
+    assert "🔧 sandbox faults: health_down=True" in down  # /health alone: other calls keep working
     assert "*Gate API down*" in down and "[1] Acknowledge" in down
     refused = await demo.run("/gate buy steam gift card 20", ":submit")
     assert "⚠ The Gate API is down right now" in refused  # refused up front, inline

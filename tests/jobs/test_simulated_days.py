@@ -11,6 +11,7 @@ from gatebot import monitor
 from gatebot.money import Money
 from tests.jobs.conftest import OPS, Harness
 
+SEC = timedelta(seconds=1)
 MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -76,3 +77,30 @@ async def test_a_day_of_steady_spending_makes_one_alert_with_reminders(h: Harnes
     assert "Runway" in str(last.blocks) and "runs out around" in str(last.blocks)
     assert all(o.ok for o in h.outcomes)
     assert spent == Money.parse("960.00", "USD")
+
+
+@pytest.mark.parametrize(("db_url", "harness_settings"), [("sqlite", {"gatebot_health_interval": 30})],
+                         indirect=True)
+async def test_health_probes_failing_fire_the_alert_while_business_calls_succeed(h: Harness) -> None:
+    """``/health`` answers 503 for 90 s while the balance job succeeds every 2 s: the probes are their own
+    signal, so the alert fires after N failed probes however many business calls work in between, and
+    only a probe answering again resolves it (by editing the same message)."""
+    fail_after = h.settings.gatebot_health_fail_after
+    probe = timedelta(seconds=h.settings.gatebot_health_interval)
+    h.sim.faults.health_down = True
+    probes = h.sim.stats()["requests"].get("health", 0)
+    await h.simulate(90 * SEC, {"balance": 2 * SEC, "health": probe})
+    assert h.sim.stats()["requests"].get("health", 0) - probes == fail_after  # t = 0, 30, 60 s
+    assert any(o.name == "balance" and o.ok for o in h.outcomes)  # business calls did succeed meanwhile
+    (alert,) = h.posts(OPS)
+    assert "Gate API down" in alert.text
+    assert monitor.health_state(h.db).down
+
+    # business calls alone do not resolve it: only the probe answering again does
+    h.sim.faults.health_down = False
+    await h.simulate(probe, {"balance": 2 * SEC, "health": probe})
+    state = monitor.health_state(h.db)
+    assert not state.down and not state.alert.open
+    assert h.posts(OPS) == [alert]  # still exactly one message ...
+    assert h.slack_calls("chat.update") >= 1  # ... edited in place to say so
+    assert "Gate API recovered" in h.ws.message(OPS, alert.ts).text

@@ -117,6 +117,9 @@ async def test_balance_shows_threshold_status_per_currency(harness: Harness) -> 
     assert "USD 5,000.00* — warning (warning at USD 6,000.00, critical at USD 1,000.00)" in text
     assert "EUR 2,500.00* — ok" in text
     assert "GBP 800.00* — no alert threshold set" in text
+    # when gatebot read it, not when Gate's balance last changed (a deposit weeks ago read as stale data)
+    assert f"Read from Gate <!date^{int(h.clock.now().timestamp())}^" in text
+    assert "as of" not in text
 
 
 async def test_deposits_products_and_health(harness: Harness) -> None:

@@ -405,6 +405,10 @@ def test_balance_message_shows_each_currency_with_its_threshold_status():
     assert ":large_yellow_circle: *GBP 300.00* — warning" in body
     assert "JPY* — Gate reported no balance" in body
     assert msg["text"] == "Gate balance: EUR 50.00 (critical), GBP 300.00 (warning), USD 1,234.50 (ok)"
+    assert "as of" not in body and "Read from Gate" not in body  # no read time given: none claimed
+    read = balance_message(balances, thresholds, read_at=NOW + timedelta(days=20))
+    assert f"Read from Gate <!date^{int((NOW + timedelta(days=20)).timestamp())}^" in _text_of(read)
+    assert f"last changed <!date^{int(NOW.timestamp())}^" in _text_of(read)  # Gate's own date, labelled
 
 
 def test_balance_message_with_20_currencies_and_nothing():

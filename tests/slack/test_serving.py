@@ -191,3 +191,37 @@ async def _socket_round_trips(handler: AsyncSocketModeHandler, emulator: Emulato
 async def test_build_notifier_alone_for_the_clock_process(the_core: Core) -> None:
     notifier = build_notifier(the_core)
     assert notifier.client.base_url == the_core.settings.slack_api_url
+
+
+async def test_stopping_waits_for_listener_work_still_running_after_the_ack(
+    the_core: Core, emulator: EmulatorServer, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack got its ack at once; the listener's Gate call is still running when SIGTERM/SIGINT (``stop``)
+    arrives. Stopping drains it: the reply is posted before run_http returns, not cancelled."""
+    entered, release = asyncio.Event(), asyncio.Event()
+    real_balances = the_core.orders.balances
+
+    async def slow_balances(**kwargs: Any) -> Any:
+        entered.set()
+        await release.wait()
+        return await real_balances(**kwargs)
+
+    monkeypatch.setattr(the_core.orders, "balances", slow_balances)
+    scheduler = FakeScheduler()
+    stop = asyncio.Event()
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(run_http(the_core, port=0, host="127.0.0.1", scheduler=scheduler, stop=stop,
+                                        on_ready=ready.set_result))
+    url = await asyncio.wait_for(ready, 5)
+    async with emulator.driver(f"{url}/slack/events", SECRET) as driver:
+        result = await driver.slash_command("UALICE", "balance", channel="gate-ops")
+    assert result.status == 200  # acked while the work goes on
+    await asyncio.wait_for(entered.wait(), 5)
+    stop.set()
+    done, _ = await asyncio.wait({task}, timeout=0.5)
+    assert not done, "run_http returned while a listener was still working"
+    release.set()
+    await asyncio.wait_for(task, 10)
+    reply = workspace.latest_ephemeral("UALICE")
+    assert reply is not None and reply.text.startswith("Gate balance:")
+    assert scheduler.events == ["start", "shutdown"]

@@ -409,8 +409,8 @@ def balance_lines(balances: Sequence[Balance], thresholds: Mapping[str, Threshol
             line += f" (warning at {esc(levels.warning)}, critical at {esc(levels.critical)})"
         if state := alert_states.get(currency):
             line += f" · {_ALERT_STATE.get(state, esc(truncate(state, 30)))}"
-        if balance.updated_at:
-            line += f" · as of {slack_date(balance.updated_at)}"
+        if balance.updated_at:  # Gate's date of the last change (often a deposit weeks ago), not of the reading
+            line += f" · last changed {slack_date(balance.updated_at)}"
         lines.append(line)
         summary.append(f"{amount} ({level})")
     for currency in sorted(set(thresholds) - seen):
@@ -419,17 +419,20 @@ def balance_lines(balances: Sequence[Balance], thresholds: Mapping[str, Threshol
 
 
 def balance_message(balances: Sequence[Balance], thresholds: Mapping[str, Thresholds],
-                    alert_states: Mapping[str, str] | None = None) -> Message:
+                    alert_states: Mapping[str, str] | None = None, *, read_at: datetime | None = None) -> Message:
     """Each currency's available balance with its threshold status (ok / warning / critical).
 
     ``alert_states`` maps a currency to its low-balance alert state (``firing``, ``acked``...).
+    ``read_at``: when gatebot read these balances from Gate, shown so that they never look stale.
     """
     lines, summary = balance_lines(balances, thresholds, alert_states)
     blocks: list[Block] = [header("Gate balance")]
     if lines:
-        blocks += line_sections(lines, max_blocks=MAX_MESSAGE_BLOCKS - 1)
+        blocks += line_sections(lines, max_blocks=MAX_MESSAGE_BLOCKS - 2)
     else:
         blocks.append(section("Gate reported no balances."))
+    if read_at is not None:
+        blocks.append(context(f"Read from Gate {slack_date(read_at)}"))
     return message("Gate balance: " + (", ".join(summary) or "none reported"), blocks)
 
 

@@ -152,7 +152,7 @@ async def _balance(deps: Deps, cmd: Command, user: str) -> Message:
     except GateDown as exc:
         return error_message(str(exc))
     states = balance_alert_states(deps.monitor.open_alerts(deps.db, deps.now()))
-    message = balance_message(snapshot.balances, deps.settings.gatebot_low_balance, states)
+    message = balance_message(snapshot.balances, deps.settings.gatebot_low_balance, states, read_at=snapshot.at)
     if snapshot.cached:
         message = with_note(message, f":hourglass: Gate did not answer in time: these are the balances gatebot "
                                      f"last read, {slack_date(snapshot.at)}.")

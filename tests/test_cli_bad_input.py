@@ -1,0 +1,114 @@
+"""Bad input to any ``gatebot`` command: one line naming what is wrong and how to fix it, exit 2, never a
+traceback. In-process through :func:`gatebot.cli.main`; every subcommand of :func:`build_parser` must have
+cases here, so a new command without coverage fails :func:`test_every_command_has_bad_input_cases`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import pytest
+
+from gatebot.cli import build_parser, main
+
+#: Settings that load but are wrong, for the commands that read settings.
+BAD_LOW_BALANCE = {"GATEBOT_LOW_BALANCE": "USD"}
+
+#: command -> [(argv, environment overrides, a fragment the one line must contain)]
+CASES: dict[str, list[tuple[list[str], dict[str, str], str]]] = {
+    "check": [(["check", "--verbose"], {}, "unrecognized arguments: --verbose"),
+              (["check"], BAD_LOW_BALANCE, "GATEBOT_LOW_BALANCE: 'USD' has no levels; write CUR:warning/critical"),
+              (["check"], {"GATEBOT_LOW_BALANCE": "USD:lots"}, "amount 'lots' is not a number"),
+              (["check"], {"GATEBOT_ACCOUNT_FIELDS": "steam"}, "GATEBOT_ACCOUNT_FIELDS: expected JSON like"),
+              (["check"], {"GATEBOT_HEALTH_INTERVAL": "0"}, "GATEBOT_HEALTH_INTERVAL")],
+    "sandbox": [(["sandbox", "--port", "http"], {}, "argument --port: invalid int value: 'http'"),
+                (["sandbox", "--error-rate", "2"], {}, "error_rate")],
+    "db": [(["db"], {}, "the following arguments are required: db_command"),
+           (["db", "downgrade"], {}, "invalid choice: 'downgrade'"),
+           (["db", "current"], {"DATABASE_URL": "sqlite:///plain/gatebot.db"}, "plain"),
+           (["db", "current"], {"DATABASE_URL": "postgresql://gatebot:s3cret@127.0.0.1:9/gatebot"},
+            "DATABASE_URL: cannot open the database")],
+    "order": [(["order"], {}, "the following arguments are required: ref"),
+              (["order", "12"], BAD_LOW_BALANCE, "GATEBOT_LOW_BALANCE")],
+    "orders": [(["orders", "--limit", "-1"], {}, "--limit: must be a whole number of at least 1, got '-1'"),
+               (["orders", "--limit", "0"], {}, "--limit: must be a whole number of at least 1, got '0'"),
+               (["orders", "--limit", "ten"], {}, "--limit: must be a whole number of at least 1, got 'ten'"),
+               (["orders", "--status", "lost"], {}, "unknown status lost"),
+               (["orders", "--since", "yesterday"], {}, "--since 'yesterday'"),
+               (["orders"], {"DATABASE_URL": "mysql://db/gatebot"}, "DATABASE_URL: expected sqlite")],
+    "balance": [(["balance", "USD"], {}, "unrecognized arguments: USD"),
+                (["balance"], BAD_LOW_BALANCE, "GATEBOT_LOW_BALANCE")],
+    "products": [(["products", "--limit"], {}, "unrecognized arguments: --limit"),
+                 (["products"], {"GATEBOT_TOPUP_MARGIN": "lots"}, "GATEBOT_TOPUP_MARGIN")],
+    "buy": [(["buy"], {}, "the following arguments are required: --product"),
+            (["buy", "--product", "101", "--account", "oops"], {}, "--account: line 1 has no '='"),
+            (["buy", "--product", "101"], BAD_LOW_BALANCE, "GATEBOT_LOW_BALANCE")],
+    "demo": [(["demo", "--script", "missing.gate"], {}, "missing.gate: no such file"),
+             (["demo", "--script", "."], {}, ".: not a file"),
+             (["demo", "--db", "plain/demo.db"], {}, "--db plain/demo.db: no directory plain; create it")],
+    "serve": [(["serve", "--port", "-1"], {}, "--port: must be a TCP port 1-65535, got '-1'"),
+              (["serve", "--port", "70000"], {}, "--port: must be a TCP port 1-65535, got '70000'"),
+              (["serve"], {"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET is not set"),
+              (["serve"], {"PORT": "web"}, "PORT: expected a TCP port number 1-65535, got 'web'")],
+    "socket": [(["socket", "--port", "3000"], {}, "unrecognized arguments: --port 3000"),
+               (["socket"], {"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_APP_TOKEN is not set")],
+    "clock": [(["clock", "now"], {}, "unrecognized arguments: now"),
+              (["clock"], {"GATEBOT_HEALTH_FAIL_AFTER": "never"}, "GATEBOT_HEALTH_FAIL_AFTER")],
+    "recover": [(["recover", "--all"], {}, "unrecognized arguments: --all"),
+                (["recover"], {"GATEBOT_OPS": "bob"}, "GATEBOT_OPS: 'bob' is not a Slack user id")],
+}
+
+
+def subcommands() -> set[str]:
+    """The subcommand names, from argparse's own (private) record of them."""
+    parser = build_parser()
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {name for action in actions for name in action.choices}
+
+
+def test_every_command_has_bad_input_cases() -> None:
+    assert subcommands() == set(CASES), "add bad-input cases for every gatebot command"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith(("SLACK_", "GATE_", "GATEBOT_")) or name in {"DATABASE_URL", "PORT"}:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plain").write_text("a file where a directory is expected\n")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("GATEBOT_ENV", "development")
+
+
+@pytest.mark.parametrize(("argv", "env", "expected"), [
+    pytest.param(argv, env, expected, id=" ".join(argv) + "".join(f" {k}={v}" for k, v in env.items()))
+    for cases in CASES.values() for argv, env, expected in cases
+])
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], env: dict[str, str], expected: str,
+                                          monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("gatebot"), lines[0]
+    assert expected in lines[0]
+    assert "Traceback" not in err and "unpack" not in err and "s3cret" not in err
+
+
+def test_an_unknown_command_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("gatebot: argument COMMAND: invalid choice: 'frobnicate'") and "gatebot --help" in line
+
+
+@pytest.mark.parametrize("tip", ["tour", "tour.gate"])
+def test_the_tours_own_tip_names_the_built_in_tour(tip: str) -> None:
+    from gatebot.demo import TOUR, script_source
+
+    assert script_source(tip) == str(TOUR)
+    assert f"--script {TOUR.name}" in TOUR.read_text(encoding="utf-8").splitlines()[0]
