@@ -190,6 +190,13 @@ async def _socket_round_trips(handler: AsyncSocketModeHandler, emulator: Emulato
     reply = await workspace.wait_for(lambda: workspace.latest_ephemeral("UALICE"), what="the balance reply")
     assert reply.text.startswith("Gate balance: EUR 2,500.00")
 
+    # Socket Mode hands Bolt parsed objects: a command mentioning "payload" is a command here too.
+    payload_word = SocketModeRequest(type="slash_commands", envelope_id="env-3", payload={
+        **unknown.payload, "text": "frobnicate payload-77", "channel_name": "payload-ops"})
+    await handler.handle(socket, payload_word)  # type: ignore[arg-type]
+    assert socket.responses[-1].envelope_id == "env-3"
+    assert "I don't know the command `frobnicate`" in json.dumps(socket.responses[-1].payload)
+
 
 async def test_build_notifier_alone_for_the_clock_process(the_core: Core) -> None:
     notifier = build_notifier(the_core)
