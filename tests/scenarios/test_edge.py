@@ -27,13 +27,15 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
-from slack_bolt.async_app import AsyncAck
+from slack_bolt.async_app import AsyncAck, AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gatebot.emulator import Change, LoopbackServer, sign
+from gatebot.slack.app import _error_handler
 from tests.scenarios.conftest import ADMIN, OPS_CHANNEL, SECRET, Harness
 
 CAP = 64 * 1024
@@ -392,3 +394,31 @@ async def test_healthz_is_liveness_only_without_the_token(harness: Harness) -> N
     assert "jobs" not in wrong.text and "scheduler" not in wrong.text
     assert detailed.status_code == 503
     assert detailed.json()["status"] == "degraded" and "scheduler" in detailed.json()
+
+
+async def test_the_app_refuses_http_requests_that_skipped_the_edge(
+        harness: Harness, attacker: Attacker, slack_heard: list[Change]) -> None:
+    """Bolt's own signature check is off (the edge does it): a request handed to Bolt any other way —
+    the app mounted without :func:`create_web_app` — is refused before a listener or the error handler."""
+    h = harness
+    mark = h.ws.call_count
+    for body, content_type in forged_bodies(h, attacker.url).values():
+        answer = await h.app.async_dispatch(AsyncBoltRequest(body=body.decode(), headers={
+            "content-type": content_type, "x-slack-request-timestamp": "abc", "x-slack-signature": "v0=x"}))
+        assert answer.status == 401
+    assert attacker.hits == [] and slack_heard == []
+    assert [c.method for c in h.ws.calls(since=mark)] in ([], ["auth.test"])  # Bolt authorizes first
+
+
+async def test_the_error_handler_never_answers_an_unverified_request(
+        harness: Harness, attacker: Attacker, slack_heard: list[Change]) -> None:
+    """Second line: an error raised for a request that was not verified (say, in Bolt's middleware before
+    gatebot's check) gets a bare 401 — no response_url, no ephemeral, no DM."""
+    h = harness
+    body, content_type = forged_bodies(h, attacker.url)["block_actions"]
+    request = AsyncBoltRequest(body=body.decode(), headers={"content-type": content_type})
+    on_error = _error_handler()
+    answer = await on_error(error=ValueError("boom"), body=request.body, response=BoltResponse(status=200, body=""),
+                            client=h.app.client, request=request, respond=request.context.respond)
+    assert answer.status == 401
+    assert attacker.hits == [] and slack_heard == []
