@@ -12,8 +12,10 @@ One ``@app.error`` handler logs without secrets (no payloads: they may hold cust
 answers the person politely — only for a verified request (:func:`gatebot.slack.edge.is_verified`):
 an unverified body's ``response_url``, channel and user are never used. HTTP requests are verified by
 :mod:`gatebot.slack.edge`, so Bolt's own signature check is off; a middleware refuses any HTTP
-request that did not come through the edge. Nothing happens at import time. Must not import the scheduler (the
-CLI hands a started-or-not :class:`~gatebot.slack.deps.Scheduler` in).
+request that did not come through the edge.
+
+Nothing happens at import time. Must not import the scheduler (the CLI hands a started-or-not
+:class:`~gatebot.slack.deps.Scheduler` in).
 """
 
 from __future__ import annotations
