@@ -8,8 +8,14 @@ served by uvicorn on loopback; the Slack emulator plays Slack. ``--requests`` co
 and the time until each HTTP answer (the ack) is recorded. Slack allows 3 s.
 
 Prints p50 / p99 / max ack latency for gatebot and for the bare app, measured in the same run, and how
-many of gatebot's replies (which need Gate, so arrive ~``--latency`` s later) were delivered. A figure
-printer, not a test: nothing here asserts speed.
+many of gatebot's replies (which need Gate, so arrive ~``--latency`` s later) were delivered.
+
+A third run sends the same signed commands to gatebot while ``--flood`` clients (3) keep posting
+unsigned ``--flood-mb`` MB bodies (30) at the same endpoint — one with ``Content-Length``, one chunked,
+one chunked with well-formed but forged signature headers (read up to the body cap, then cut off) — and
+prints the ack latencies under that load, what the flood got back and the process's peak RSS growth
+(sampled from ``/proc/self/statm``; the flood's bodies are generated from one reused chunk, so the
+growth is the server's). A figure printer, not a test: nothing here asserts speed.
 
     $ python -m bench.ack --requests 50 --latency 5
 
@@ -22,13 +28,17 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -88,6 +98,88 @@ async def burst(driver: SlackDriver, texts: list[str], name: str) -> Figures:
 
     await asyncio.gather(*(one(t) for t in texts))
     return figures
+
+
+MB = 1024 * 1024
+FLOOD_CHUNK = b"a" * 65536
+
+
+class RssSampler:
+    """Samples this process's resident set every few milliseconds in a thread; ``growth`` is the
+    peak above the level when sampling started (bytes), ``None`` without ``/proc``."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.baseline: int | None = None
+        self.peak: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    @staticmethod
+    def rss() -> int | None:
+        try:
+            with open("/proc/self/statm") as statm:
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            return None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            now = self.rss()
+            if now is not None and (self.peak is None or now > self.peak):
+                self.peak = now
+
+    def __enter__(self) -> RssSampler:
+        self.baseline = self.peak = self.rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth(self) -> int | None:
+        return None if self.baseline is None or self.peak is None else self.peak - self.baseline
+
+
+async def flood(url: str, stop: asyncio.Event, *, size: int, chunked: bool, forged: bool) -> Counter[str]:
+    """Post unsigned ``size``-byte bodies at ``url`` one after another until ``stop``; count the outcomes."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(size // len(FLOOD_CHUNK)):
+            yield FLOOD_CHUNK
+
+    outcomes: Counter[str] = Counter()
+    async with httpx.AsyncClient(timeout=30) as http:
+        while not stop.is_set():
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            if not chunked:
+                headers["Content-Length"] = str(size // len(FLOOD_CHUNK) * len(FLOOD_CHUNK))
+            if forged:
+                headers |= {"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=" + "0" * 64}
+            try:
+                answer = await http.post(url, content=body(), headers=headers)
+                outcomes[f"HTTP {answer.status_code}"] += 1
+            except httpx.TransportError:  # the server answered (413/401) and closed while the body was going
+                outcomes["cut off mid-body"] += 1
+    return outcomes
+
+
+async def flooded_burst(driver: SlackDriver, texts: list[str], *, clients: int, size: int) -> tuple[
+        Figures, Counter[str], RssSampler]:
+    """:func:`burst` while ``clients`` unsigned ``size``-byte bodies are in flight."""
+    stop = asyncio.Event()
+    with RssSampler() as rss:
+        attackers = [asyncio.create_task(flood(driver.app_url, stop, size=size, chunked=i % 3 != 0,
+                                               forged=i % 3 == 2)) for i in range(clients)]
+        await asyncio.sleep(0.3)  # let the bodies get going
+        figures = await burst(driver, texts, f"gatebot, {clients} x {size // MB} MB flood")
+        stop.set()
+        outcomes: Counter[str] = Counter()
+        for counted in await asyncio.gather(*attackers):
+            outcomes += counted
+    return figures, outcomes, rss
 
 
 def bare_app(api_url: str, token: str) -> Starlette:
@@ -155,15 +247,35 @@ async def main(args: argparse.Namespace) -> None:
                         timeout=args.latency * 2 + 5, what="gatebot's replies")
                 delivered = len(workspace.ephemerals(USER)) - calls_before
 
+                flood_result: list[tuple[Figures, Counter[str], RssSampler]] = []
+
+                async def under_flood(driver: SlackDriver) -> Figures:
+                    flood_result.append(await flooded_burst(driver, texts, clients=args.flood,
+                                                            size=args.flood_mb * MB))
+                    return flood_result[0][0]
+
+                flooded = await serve(create_web_app(app, deps), emulator, under_flood)
+                with contextlib.suppress(TimeoutError):
+                    await workspace.wait_for(
+                        lambda: len(workspace.ephemerals(USER)) - calls_before >= 2 * args.requests,
+                        timeout=args.latency * 2 + 5, what="gatebot's replies")
+
                 async def baseline(driver: SlackDriver) -> Figures:
                     return await burst(driver, texts, "bare Bolt app (ack only)")
 
                 bare = await serve(bare_app(emulator.api_url, workspace.bot_token), emulator, baseline)
                 print(ours.line())
+                print(flooded.line())
                 print(bare.line())
                 print(f"gatebot replies delivered after the ack: {delivered} of {args.requests} "
                       f"(they wait for Gate: ~{args.latency:g} s, or the last known balance after "
                       f"{deps.command_balance_wait:g} s)")
+                _figures, outcomes, rss = flood_result[0]
+                answered = ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items())) or "nothing"
+                growth = "n/a (no /proc)" if rss.growth is None else f"{rss.growth / MB:.1f} MB"
+                since = "" if rss.baseline is None else f" (from {rss.baseline / MB:.0f} MB)"
+                print(f"flood of unsigned {args.flood_mb} MB bodies ({args.flood} clients): {answered}; "
+                      f"peak RSS growth during the flood run {growth}{since}")
                 await asyncio.sleep(0)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -173,10 +285,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=50, help="concurrent commands per app (default 50)")
     parser.add_argument("--latency", type=float, default=5.0, help="seconds every Gate call takes (default 5)")
+    parser.add_argument("--flood", type=int, default=3, help="clients posting unsigned bodies (default 3)")
+    parser.add_argument("--flood-mb", type=int, default=30, help="size of each unsigned body in MB (default 30)")
     parser.add_argument("--verbose", action="store_true", help="log warnings from gatebot and Bolt")
     args = parser.parse_args(argv)
     if args.requests < 2 or args.latency < 0:
         parser.error("--requests must be at least 2 and --latency not negative")
+    if args.flood < 1 or args.flood_mb < 1:
+        parser.error("--flood and --flood-mb must be at least 1")
     return args
 
 

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     gatebot_env: Literal["production", "development"] = "production"
     gatebot_encryption_key: SecretStr | None = None
     gatebot_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: Largest request body ``POST /slack/events`` accepts (Slack's are a few KB); larger: HTTP 413.
+    gatebot_max_body_bytes: int = Field(default=1024 * 1024, ge=16 * 1024, le=64 * 1024 * 1024)
+    #: Bearer token for ``GET /healthz``'s detailed report (unset: liveness answer only).
+    gatebot_health_token: SecretStr | None = None
 
     # -- Roles (Slack user ids U… / W… and user-group ids S…) ---------------------------------------
     gatebot_ops: CommaList = Field(default_factory=list)

@@ -9,8 +9,13 @@ mode (Bolt would answer every request 500) — builds one ``AsyncWebClient`` poi
 
 Listeners are grouped by surface; each module's ``register(app, deps)`` reads as its routing table.
 One ``@app.error`` handler logs without secrets (no payloads: they may hold customer accounts) and
-answers the person politely. Nothing happens at import time. Must not import the scheduler (the
-CLI hands a started-or-not :class:`~gatebot.slack.deps.Scheduler` in).
+answers the person politely — only for a verified request (:func:`gatebot.slack.edge.is_verified`):
+an unverified body's ``response_url``, channel and user are never used. HTTP requests are verified by
+:mod:`gatebot.slack.edge`, so Bolt's own signature check is off; a middleware refuses any HTTP
+request that did not come through the edge.
+
+Nothing happens at import time. Must not import the scheduler (the CLI hands a started-or-not
+:class:`~gatebot.slack.deps.Scheduler` in).
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -34,6 +41,7 @@ from gatebot.config import ConfigError, Settings
 from gatebot.runtime import Core
 from gatebot.slack.blocks.messages import error_message
 from gatebot.slack.deps import Deps, Scheduler, StatusSource
+from gatebot.slack.edge import is_verified
 from gatebot.slack.listeners import (
     APOLOGY,
     commands,
@@ -104,10 +112,13 @@ def create_app(deps: Deps, *, client: AsyncWebClient | None = None, socket_mode:
     app = AsyncApp(
         client=client or make_client(deps.settings),
         signing_secret=None if socket_mode else secret,
-        request_verification_enabled=not socket_mode,
+        # HTTP requests are verified (and parsed) by gatebot.slack.edge before Bolt sees them; Bolt's
+        # own check would read unverified bodies first. _only_verified refuses anything that skipped it.
+        request_verification_enabled=False,
         process_before_response=False,  # ack at once, keep working after the HTTP answer
         logger=logging.getLogger("gatebot.slack.bolt"),
     )
+    app.middleware(_only_verified)
     app.error(_error_handler())
     # Listeners by surface, each module's register() is its routing table.
     events.register(app, deps)  # middleware first: drops Slack's retries of handled events
@@ -188,9 +199,22 @@ def build_notifier(core: Core) -> Notifier:
     return notifier
 
 
+async def _only_verified(req: AsyncBoltRequest, next_: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
+    """HTTP requests must come through :class:`gatebot.slack.edge.SlackEdge` (it checks the signature);
+    one that did not — the app served some other way — is refused before any listener runs."""
+    if not is_verified(req):
+        log.error("refused an HTTP request that did not pass gatebot's edge: serve the app with create_web_app")
+        return BoltResponse(status=401, body="")
+    return await next_()
+
+
 def _error_handler() -> Any:
     async def on_error(error: Exception, body: dict[str, Any], response: BoltResponse | None,
-                       client: AsyncWebClient, respond: AsyncRespond | None = None) -> BoltResponse | None:
+                       client: AsyncWebClient, request: AsyncBoltRequest,
+                       respond: AsyncRespond | None = None) -> BoltResponse | None:
+        if not is_verified(request):  # never act on an unverified body: no reply, no response_url
+            log.error("unhandled %s for an unverified request; not answered", type(error).__name__)
+            return BoltResponse(status=401, body="")
         kind = request_kind(body)
         if response is None:  # acknowledged already: apologise privately
             await report_failure(error, body=body, client=client, respond=respond)

@@ -1,10 +1,14 @@
 """HTTP mode: the ASGI app (``POST /slack/events``, ``GET /healthz``) and ``gatebot serve``.
 
 * :func:`create_web_app` — Starlette: every Slack request (slash commands, interactivity, options loads,
-  events) goes to ``POST /slack/events`` through Bolt's Starlette adapter (which checks the signature:
-  a bad or stale one is answered 401); ``GET /healthz`` answers JSON about the database, the Gate
-  circuit, the jobs and the scheduler — 200 when all is well, 503 otherwise (see
-  :class:`~gatebot.slack.deps.StatusReport`).
+  events) goes to ``POST /slack/events`` through :class:`~gatebot.slack.edge.SlackEdge`, which caps the
+  body (``GATEBOT_MAX_BODY_BYTES``: 413), checks the signature on the raw bytes (401) and parses the
+  body (400) before Bolt sees anything. ``GET /healthz`` is a liveness answer for load balancers and
+  platform checks — ``{"status": "ok"}``, 200 whenever the process answers, whatever Gate or the jobs
+  are doing (a Gate outage must not get web processes restarted). With ``Authorization: Bearer
+  <GATEBOT_HEALTH_TOKEN>`` it answers the detailed report instead — database, Gate circuit, jobs,
+  scheduler; 200 when all is well, 503 otherwise (see :class:`~gatebot.slack.deps.StatusReport`); a
+  missing or wrong token there is 401.
 * :func:`serve` — uvicorn (a production ASGI server; Bolt's ``app.start()`` is a development server) on
   ``host:port``, until :func:`run_http` stops it (on SIGINT/SIGTERM: it installs no handlers of its own).
 * :func:`run_http` — what ``gatebot serve`` runs: checks the Slack settings (a clear
@@ -18,11 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from collections.abc import Callable, Iterator
 
 import uvicorn
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -33,6 +37,7 @@ from gatebot.runtime import Core
 from gatebot.signals import stop_on_signals
 from gatebot.slack.app import build_slack, shut_down
 from gatebot.slack.deps import Deps, Scheduler
+from gatebot.slack.edge import SlackEdge
 
 __all__ = ["EVENTS_PATH", "HEALTH_PATH", "create_web_app", "run_http", "serve"]
 
@@ -44,19 +49,25 @@ HEALTH_PATH = "/healthz"
 
 
 def create_web_app(app: AsyncApp, deps: Deps) -> Starlette:
-    """The ASGI app serving ``app`` at :data:`EVENTS_PATH` and the health report at :data:`HEALTH_PATH`."""
-    handler = AsyncSlackRequestHandler(app)
-
-    async def slack_events(request: Request) -> Response:
-        return await handler.handle(request)
+    """The ASGI app serving ``app`` at :data:`EVENTS_PATH` and the health answers at :data:`HEALTH_PATH`."""
+    settings = deps.settings
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    edge = SlackEdge(app, signing_secret=secret, max_body=settings.gatebot_max_body_bytes)
+    token = settings.gatebot_health_token.get_secret_value() if settings.gatebot_health_token else ""
+    no_store = {"Cache-Control": "no-store"}
 
     async def healthz(request: Request) -> Response:
+        authorization = request.headers.get("authorization")
+        if authorization is None:
+            return JSONResponse({"status": "ok"}, headers=no_store)
+        if not token or not hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode()):
+            return JSONResponse({"error": "the detailed report needs Authorization: Bearer <GATEBOT_HEALTH_TOKEN>"},
+                                status_code=401, headers={**no_store, "WWW-Authenticate": "Bearer"})
         report = await deps.status_report(probe_gate=False)
-        return JSONResponse(report.to_json(), status_code=200 if report.ok else 503,
-                            headers={"Cache-Control": "no-store"})
+        return JSONResponse(report.to_json(), status_code=200 if report.ok else 503, headers=no_store)
 
     web = Starlette(routes=[
-        Route(EVENTS_PATH, slack_events, methods=["POST"]),
+        Route(EVENTS_PATH, edge.handle, methods=["POST"]),
         Route(HEALTH_PATH, healthz, methods=["GET"]),
     ])
     web.state.deps = deps

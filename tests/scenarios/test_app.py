@@ -35,9 +35,12 @@ async def test_url_verification_is_echoed(harness: Harness) -> None:
     assert answer.status == 200 and answer.json() == {"challenge": "challenge-123"}
 
 
+@pytest.mark.parametrize("settings_overrides", [{"gatebot_health_token": "app-health-token-0123"}])
 async def test_healthz_reports_database_circuit_jobs_and_scheduler(harness: Harness) -> None:
     h = harness
-    async with httpx.AsyncClient(base_url=h.server.url) as http:
+    async with httpx.AsyncClient(base_url=h.server.url,
+                                 headers={"Authorization": "Bearer app-health-token-0123"}) as http:
+        assert (await http.get("/healthz", headers={"Authorization": ""})).status_code == 401
         before = await http.get("/healthz")
         assert before.status_code == 503  # no instance runs the jobs yet
         body = before.json()

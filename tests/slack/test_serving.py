@@ -47,7 +47,8 @@ def make_settings(tmp_path: Path, template: Path, emulator: EmulatorServer, **ov
         shutil.copyfile(template, db)
     values: dict[str, Any] = {"slack_bot_token": "xoxb-emulator-token", "slack_signing_secret": SECRET,
                               "slack_api_url": emulator.api_url, "database_url": f"sqlite:///{db}",
-                              "gatebot_ops": "UALICE", "gatebot_finance": "UALICE", "gatebot_env": "development"}
+                              "gatebot_ops": "UALICE", "gatebot_finance": "UALICE", "gatebot_env": "development",
+                              "gatebot_health_token": "health-token-for-serving"}
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -125,7 +126,9 @@ async def test_run_http_serves_slack_and_healthz_then_stops(the_core: Core, emul
                                         on_ready=ready.set_result))
     url = await asyncio.wait_for(ready, 5)
     async with httpx.AsyncClient(base_url=url) as http:
-        health = await http.get("/healthz")
+        alive = await http.get("/healthz")
+        health = await http.get("/healthz", headers={"Authorization": "Bearer health-token-for-serving"})
+    assert alive.status_code == 200 and alive.json() == {"status": "ok"}, "liveness: nothing more to anyone"
     assert health.status_code == 503  # no jobs have run and nobody holds the lease in this test
     assert health.json()["scheduler"]["this_process"] == {"owner": "test:1", "leader": True, "running": True}
     async with emulator.driver(f"{url}/slack/events", SECRET) as driver:
@@ -186,6 +189,13 @@ async def _socket_round_trips(handler: AsyncSocketModeHandler, emulator: Emulato
     assert socket.responses[-1].envelope_id == "env-2" and not socket.responses[-1].payload  # a bare ack
     reply = await workspace.wait_for(lambda: workspace.latest_ephemeral("UALICE"), what="the balance reply")
     assert reply.text.startswith("Gate balance: EUR 2,500.00")
+
+    # Socket Mode hands Bolt parsed objects: a command mentioning "payload" is a command here too.
+    payload_word = SocketModeRequest(type="slash_commands", envelope_id="env-3", payload={
+        **unknown.payload, "text": "frobnicate payload-77", "channel_name": "payload-ops"})
+    await handler.handle(socket, payload_word)  # type: ignore[arg-type]
+    assert socket.responses[-1].envelope_id == "env-3"
+    assert "I don't know the command `frobnicate`" in json.dumps(socket.responses[-1].payload)
 
 
 async def test_build_notifier_alone_for_the_clock_process(the_core: Core) -> None:

@@ -76,7 +76,7 @@ def private_reply(client: AsyncWebClient, *, user: str, channel: str | None = No
     else as an ephemeral in ``channel``, else in a DM (the bot may not be in the channel)."""
 
     async def send(message: Message) -> None:
-        if respond is not None:
+        if respond is not None and respond.response_url:  # a view submission has none: respond() would raise
             try:
                 answer: Any = await respond(response_type="ephemeral", text=message.get("text", ""),
                                             blocks=message.get("blocks"))
