@@ -338,10 +338,25 @@ def cmd_clock(args: argparse.Namespace, settings: Settings) -> int:
             build_notifier(c)  # tracking and recovery events still edit order messages and deliver codes
         else:
             logging.getLogger("gatebot").warning("SLACK_BOT_TOKEN is not set: alerts are only logged")
-        await run_clock(c, poster)
+        leader = [False]
+        stop_metrics = _clock_metrics(c, leader) if settings.gatebot_metrics_port else None
+        try:
+            await run_clock(c, poster, on_leadership=lambda is_leader, _why: leader.__setitem__(0, is_leader))
+        finally:
+            if stop_metrics is not None:
+                stop_metrics()
         return 0
 
     return _run(settings, go)
+
+
+def _clock_metrics(c: Any, leader: list[bool]) -> Callable[[], None]:
+    """``GET /metrics`` of ``gatebot clock`` on ``GATEBOT_METRICS_PORT``; returns its stop function."""
+    from gatebot.metrics import StoreCollector, serve_metrics
+
+    collector = StoreCollector(c.db, now=c.clock.now, thresholds=c.settings.gatebot_low_balance,
+                               leader=lambda: leader[0])
+    return serve_metrics(c.settings.gatebot_metrics_port, collector)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:

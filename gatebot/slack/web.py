@@ -32,6 +32,7 @@ from starlette.routing import Route
 from gatebot.runtime import Core
 from gatebot.slack.app import build_slack, shut_down
 from gatebot.slack.deps import Deps, Scheduler
+from gatebot.slack.metrics import AckTimer, metrics_endpoint
 
 __all__ = ["EVENTS_PATH", "HEALTH_PATH", "create_web_app", "run_http", "serve"]
 
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 #: How long shutdown waits for order notifications still being sent to Slack.
 
 
@@ -57,7 +59,9 @@ def create_web_app(app: AsyncApp, deps: Deps) -> Starlette:
     web = Starlette(routes=[
         Route(EVENTS_PATH, slack_events, methods=["POST"]),
         Route(HEALTH_PATH, healthz, methods=["GET"]),
+        Route(METRICS_PATH, metrics_endpoint(deps), methods=["GET"]),
     ])
+    web.add_middleware(AckTimer, path=EVENTS_PATH)  # Slack ack latency, to the start of our answer
     web.state.deps = deps
     return web
 
