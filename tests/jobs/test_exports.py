@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from gatebot import monitor
+from gatebot.clock import parse_when
 from gatebot.finance.exports import ExportError, build_export, safe_cell
 from gatebot.money import Money
 from gatebot.store.models import Order
-from tests.jobs.conftest import Harness
+from tests.jobs.conftest import FINANCE, Harness
 
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 MIN = timedelta(minutes=1)
@@ -62,6 +64,13 @@ async def test_the_ledger_chains_day_to_day_and_matches_the_digest(h: Harness) -
     assert len(rows(build_export(h.db, "ledger", since=datetime(2026, 11, 25, 8, 0, tzinfo=UTC),
                                  until=h.clock.now(), currency="USD").text)) == 1
     assert rows(build_export(h.db, "ledger", since=start, until=h.clock.now(), currency="JPY").text) == []
+
+    # the digest message names the export of exactly its figures
+    found = re.search(r"/gate export ledger (\S+) (\S+)`", str(h.posts(FINANCE)[-1].blocks))
+    assert found is not None
+    since, until = (parse_when(t, now=h.clock.now()) for t in found.groups())
+    linked = rows(build_export(h.db, "ledger", since=since, until=until, currency="USD").text)
+    assert linked == [day2]
 
     # orders: one row each, money plain, no secret column; a formula-looking external_ref is escaped
     with h.db.session() as s:
