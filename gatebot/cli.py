@@ -381,7 +381,7 @@ def _clock_metrics(c: Any, leader: list[bool]) -> Callable[[], None]:
 
     collector = StoreCollector(c.db, now=c.clock.now, thresholds=c.settings.gatebot_low_balance,
                                leader=lambda: leader[0])
-    return serve_metrics(c.settings.gatebot_metrics_port, collector)
+    return serve_metrics(c.settings.gatebot_metrics_port, collector)[1]
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:

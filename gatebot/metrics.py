@@ -263,9 +263,9 @@ def render(metrics: Metrics | None = None, *collectors: Collector) -> bytes:
     return generate_latest(scrape_registry(metrics, *collectors))
 
 
-def serve_metrics(port: int, *collectors: Collector, addr: str = "0.0.0.0") -> Callable[[], None]:
+def serve_metrics(port: int, *collectors: Collector, addr: str = "0.0.0.0") -> tuple[int, Callable[[], None]]:
     """Serve ``GET /metrics`` on ``addr:port`` from a background thread (``gatebot clock``, which has no web
-    app); returns the function that stops it."""
+    app); returns the bound port (``port=0``: any free one) and the function that stops it."""
     server, thread = start_http_server(port, addr=addr, registry=scrape_registry(None, *collectors))
     log.info("serving metrics on http://%s:%d/metrics", addr, server.server_port)
 
@@ -274,4 +274,4 @@ def serve_metrics(port: int, *collectors: Collector, addr: str = "0.0.0.0") -> C
         server.server_close()
         thread.join(timeout=5)
 
-    return stop
+    return int(server.server_port), stop

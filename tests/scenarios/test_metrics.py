@@ -4,8 +4,12 @@ nothing secret is in the scrape."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -139,7 +143,7 @@ async def test_metrics_after_an_order_a_gate_fault_and_an_alert(harness: Harness
     assert ADMIN not in labels and voucher.external_ref not in labels and str(voucher.gate_order_id) not in labels
 
 
-def test_the_leader_gauge_and_an_unreadable_store(tmp_path: object) -> None:
+def test_the_leader_gauge_and_an_unreadable_store() -> None:
     from gatebot.store.db import Database, make_engine
 
     db = Database(make_engine("sqlite:////nonexistent-dir/gatebot.db"))
@@ -147,3 +151,41 @@ def test_the_leader_gauge_and_an_unreadable_store(tmp_path: object) -> None:
     found, _ = samples(render(None, StoreCollector(db, now=clock.now, leader=lambda: True)).decode())
     assert value(found, "gatebot_leader") == 1
     assert value(found, "gatebot_store_up") == 0
+
+
+def test_gatebot_clock_serves_metrics_on_its_own_port(tmp_path: Path) -> None:
+    from gatebot.metrics import serve_metrics
+    from gatebot.store.db import Database, make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'clock.db'}")
+    upgrade(engine)
+    clock = ManualClock()
+    leader = [False]
+    port, stop = serve_metrics(0, StoreCollector(Database(engine), now=clock.now, leader=lambda: leader[0]),
+                               addr="127.0.0.1")
+    try:
+        leader[0] = True
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        found, families = samples(response.text)
+        assert response.status_code == 200
+        assert value(found, "gatebot_leader") == 1 and value(found, "gatebot_store_up") == 1
+        assert {"gatebot_orders", "gatebot_gate_calls", "gatebot_slack_ack_duration_seconds"} <= families
+    finally:
+        stop()
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_counters_add_up_over_processes_in_multiprocess_mode(tmp_path: Path) -> None:
+    """Two processes count Gate calls into PROMETHEUS_MULTIPROC_DIR; a third one's scrape has the sum."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    count = ("from gatebot.gate.client import CallAttempt; from gatebot.metrics import default_metrics; "
+             "[default_metrics().gate_call(CallAttempt('balance', 'ok', 0.1)) for _ in range({n})]")
+    for n in (2, 3):
+        subprocess.run([sys.executable, "-c", count.format(n=n)], env=env, check=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", "import sys; from gatebot.metrics import render; "
+                          "sys.stdout.write(render().decode())"], env=env, check=True, timeout=60,
+                         capture_output=True, text=True).stdout
+    found, _ = samples(out)
+    assert value(found, "gatebot_gate_calls_total", endpoint="GET /balance", outcome="ok") == 5
+    assert value(found, "gatebot_gate_call_duration_seconds_count", endpoint="GET /balance") == 5
