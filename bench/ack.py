@@ -18,6 +18,7 @@ prints the ack latencies under that load, what the flood got back and the proces
 growth is the server's). A figure printer, not a test: nothing here asserts speed.
 
     $ python -m bench.ack --requests 50 --latency 5
+    $ python -m bench.ack --metrics --requests 50 --rounds 4   # ack p99 with /metrics on vs off
 
 Finishes in well under a minute.
 """
@@ -51,6 +52,7 @@ from bench.stats import percentile
 from gatebot.clock import ManualClock
 from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY, Settings
 from gatebot.emulator import AckTimeoutError, EmulatorServer, LoopbackServer, SlackDriver, Workspace, running_emulator
+from gatebot.metrics import render
 from gatebot.orders import OrderDraft
 from gatebot.runtime import core
 from gatebot.sandbox.server import running_sandbox
@@ -281,6 +283,66 @@ async def main(args: argparse.Namespace) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+async def metrics_overhead(args: argparse.Namespace) -> None:
+    """``--metrics``: gatebot's ack latency with ``/metrics`` instrumentation on (the ack timer middleware, the
+    metered Slack client, the Gate call hook) and off (the middleware removed), in the same run, alternating
+    ``--rounds`` bursts of each (which goes first alternates too) so drift on a shared machine hits both alike."""
+    clock = ManualClock()
+    workspace = Workspace.sample(clock=clock)
+    tmp = Path(tempfile.mkdtemp(prefix="gatebot-bench-"))
+    try:
+        engine = make_engine(f"sqlite:///{tmp / 'gatebot.db'}")
+        upgrade(engine)
+        engine.dispose()
+        config = SandboxConfig(completion_delay=3600.0, faults=Faults(latency=0.0))
+        with running_sandbox(config) as (gate_url, sim), running_emulator(workspace) as emulator:
+            settings = Settings(
+                _env_file=None, slack_bot_token=workspace.bot_token, slack_signing_secret=SECRET,
+                slack_api_url=emulator.api_url, gate_api_url=gate_url, gate_api_key=SANDBOX_API_KEY,
+                gate_agent_id=SANDBOX_AGENT_ID, database_url=f"sqlite:///{tmp / 'gatebot.db'}",
+                gatebot_admins=USER, gatebot_env="development",
+            )
+            async with core(settings) as c:
+                await c.orders.refresh_catalog()
+                order = await c.orders.place(OrderDraft(product=101, requester=USER, external_ref="BENCH-1"))
+                sim.faults.update({"latency": args.latency})
+                texts = [("balance" if i % 2 == 0 else f"order {order.external_ref}") for i in range(args.requests)]
+                app, deps = build_slack(c)
+                on = Figures("metrics on", [], 0, 0)
+                off = Figures("metrics off", [], 0, 0)
+                for i in range(args.rounds):
+                    turns = ((on, True), (off, False)) if i % 2 == 0 else ((off, False), (on, True))
+                    for figures, instrumented in turns:
+                        web = create_web_app(app, deps)
+                        if not instrumented:
+                            web.user_middleware.clear()  # no ack timer (the stack is built on first request)
+
+                        async def measured(driver: SlackDriver, name: str = figures.name) -> Figures:
+                            return await burst(driver, texts, name)
+
+                        before = len(workspace.ephemerals(USER))
+                        got = await serve(web, emulator, measured)
+
+                        def replied(before: int = before) -> bool:
+                            return len(workspace.ephemerals(USER)) - before >= int(args.requests)
+
+                        with contextlib.suppress(TimeoutError):  # let the replies (they need Gate) finish
+                            await workspace.wait_for(replied, timeout=args.latency * 2 + 5, what="gatebot's replies")
+                        figures.latencies += got.latencies
+                        figures.timeouts += got.timeouts
+                        figures.errors += got.errors
+                print(f"{args.rounds} alternating rounds of {args.requests} concurrent /gate commands each; "
+                      f"Gate calls take {args.latency:g} s")
+                print(on.line())
+                print(off.line())
+                ratio = on.percentile(99) / off.percentile(99) if off.latencies else float("nan")
+                print(f"p99 with metrics / without: {ratio:.2f}x")
+                scrape = render(None)
+                print(f"/metrics process counters: {len(scrape)} bytes")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=50, help="concurrent commands per app (default 50)")
@@ -288,6 +350,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--flood", type=int, default=3, help="clients posting unsigned bodies (default 3)")
     parser.add_argument("--flood-mb", type=int, default=30, help="size of each unsigned body in MB (default 30)")
     parser.add_argument("--verbose", action="store_true", help="log warnings from gatebot and Bolt")
+    parser.add_argument("--metrics", action="store_true", help="instead: ack latency with metrics on vs off")
+    parser.add_argument("--rounds", type=int, default=4, help="--metrics: alternating rounds of each (default 4)")
     args = parser.parse_args(argv)
     if args.requests < 2 or args.latency < 0:
         parser.error("--requests must be at least 2 and --latency not negative")
@@ -299,7 +363,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.verbose else logging.ERROR)
-    asyncio.run(main(args))
+    asyncio.run(metrics_overhead(args) if args.metrics else main(args))
 
 
 if __name__ == "__main__":

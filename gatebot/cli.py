@@ -12,7 +12,7 @@ import getpass
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from gatebot import __version__
@@ -190,17 +190,42 @@ def cmd_orders(args: argparse.Namespace, settings: Settings) -> int:
     return _run(settings, go)
 
 
-def _parse_since(text: str) -> datetime:
-    now = datetime.now(UTC)
-    units = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
-    if text[-1:] in units and text[:-1].isdigit():
-        return now - int(text[:-1]) * units[text[-1]]
+def _parse_since(text: str, option: str = "--since") -> datetime:
+    from gatebot.clock import TimeArgumentError, parse_when
+
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"--since {text!r}: use a date like 2026-11-24, a time like 2026-11-24T09:00, "
-                         "or an age like 2h or 7d") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parse_when(text, now=datetime.now(UTC), option=option)
+    except TimeArgumentError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.finance.exports import ExportError, build_export, check_currency
+
+    since = _parse_since(args.since)
+    until = _parse_since(args.until, "--until") if args.until else datetime.now(UTC)
+    try:
+        currency = check_currency(args.currency)
+    except ExportError as exc:
+        raise UsageError(str(exc)) from None
+    if until <= since:
+        raise UsageError("--until must be after --since")
+
+    async def go(c: Any) -> int:
+        export = build_export(c.db, args.kind, since=since, until=until, currency=currency)
+        if args.out in (None, "-"):
+            sys.stdout.write(export.text)
+        else:
+            await asyncio.to_thread(_write_text, args.out, export.text)
+            print(f"wrote {export.rows} row(s) to {args.out}", file=sys.stderr)
+        return 0
+
+    return _run(settings, go)
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as out:  # the CSV carries its own \r\n
+        out.write(text)
 
 
 def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
@@ -366,10 +391,25 @@ def cmd_clock(args: argparse.Namespace, settings: Settings) -> int:
             build_notifier(c)  # tracking and recovery events still edit order messages and deliver codes
         else:
             logging.getLogger("gatebot").warning("SLACK_BOT_TOKEN is not set: alerts are only logged")
-        await run_clock(c, poster)
+        leader = [False]
+        stop_metrics = _clock_metrics(c, leader) if settings.gatebot_metrics_port else None
+        try:
+            await run_clock(c, poster, on_leadership=lambda is_leader, _why: leader.__setitem__(0, is_leader))
+        finally:
+            if stop_metrics is not None:
+                stop_metrics()
         return 0
 
     return _run(settings, go)
+
+
+def _clock_metrics(c: Any, leader: list[bool]) -> Callable[[], None]:
+    """``GET /metrics`` of ``gatebot clock`` on ``GATEBOT_METRICS_PORT``; returns its stop function."""
+    from gatebot.metrics import StoreCollector, serve_metrics
+
+    collector = StoreCollector(c.db, now=c.clock.now, thresholds=c.settings.gatebot_low_balance,
+                               leader=lambda: leader[0])
+    return serve_metrics(c.settings.gatebot_metrics_port, collector)[1]
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:
@@ -406,6 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requester", help="a Slack user id or cli:<name>")
     p.add_argument("--limit", type=_positive_int, default=50, help="at most this many (default: 50)")
     p.set_defaults(handler=cmd_orders)
+
+    p = sub.add_parser("export", help="finance CSV: orders | deposits | ledger (the daily digests)")
+    p.add_argument("kind", choices=["orders", "deposits", "ledger"])
+    p.add_argument("--since", required=True, help="a date (2026-11-01), a time, or an age (7d)")
+    p.add_argument("--until", help="a date, a time or an age (default: now); the window is [since, until)")
+    p.add_argument("--currency", help="only this currency (e.g. USD)")
+    p.add_argument("--out", help="write the CSV to this file (default: standard output)")
+    p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("balance", help="balances per currency, with their low-balance status")
     p.set_defaults(handler=cmd_balance)

@@ -9,11 +9,32 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "OffsetClock", "SystemClock", "utcnow"]
+__all__ = ["Clock", "ManualClock", "OffsetClock", "SystemClock", "TimeArgumentError", "parse_when", "utcnow"]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class TimeArgumentError(ValueError):
+    """A time typed by a person could not be read; the message names the option and the accepted forms."""
+
+
+_AGE_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+
+
+def parse_when(text: str, *, now: datetime, option: str = "--since") -> datetime:
+    """A time as people type it: a date (``2026-11-24``, midnight UTC), a time (``2026-11-24T09:00``, UTC
+    unless it names its zone) or an age before ``now`` (``30m``, ``2h``, ``7d``). Aware UTC."""
+    text = text.strip()
+    if text[-1:] in _AGE_UNITS and text[:-1].isdigit():
+        return now - int(text[:-1]) * _AGE_UNITS[text[-1]]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise TimeArgumentError(f"{option} {text!r}: use a date like 2026-11-24, a time like 2026-11-24T09:00, "
+                                "or an age like 2h or 7d") from None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class Clock(Protocol):

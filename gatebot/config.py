@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     # -- Store and serving --------------------------------------------------------------------------
     database_url: str = "sqlite:///gatebot.db"
     port: int = Field(default=3000, ge=1, le=65535)
+    gatebot_metrics_port: int | None = Field(default=None, ge=1, le=65535)  # gatebot clock's GET /metrics
     gatebot_env: Literal["production", "development"] = "production"
     gatebot_encryption_key: SecretStr | None = None
     gatebot_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -88,6 +88,7 @@ __all__ = [
     "commit_digest",
     "deposit_cause",
     "digest_due",
+    "digest_history",
     "ensure_digest_baseline",
     "health_state",
     "job_records",
@@ -118,6 +119,8 @@ JOB_PREFIX = "jobrun:"
 READING_PREFIX = "reading:"
 #: The last digest (or the baseline before the first one): its time and closing balances.
 DIGEST_KEY = "digest:last"
+#: Every digest sent, one row per period (``digest:period:<end, ISO UTC>``): the ledger export reads them.
+DIGEST_HISTORY_PREFIX = "digest:period:"
 #: The lease only one scheduler instance holds.
 SCHEDULER_LEASE = "scheduler"
 #: A job is late (``/healthz`` not ok, self-watch alert) after this many intervals without success.
@@ -848,3 +851,39 @@ def commit_digest(db: Database, digest: Digest) -> None:
     closing = {line.currency: line.closing for line in digest.lines if line.closing is not None}
     with db.session() as s:
         repo.kv_set(s, DIGEST_KEY, {"at": digest.end, "balances": closing, "baseline": False}, digest.end)
+        repo.kv_set(s, DIGEST_HISTORY_PREFIX + digest.end.astimezone(UTC).isoformat(), _digest_out(digest),
+                    digest.end)
+
+
+_LINE_FIELDS = ("currency", "opening", "deposits", "deposit_count", "spend", "order_count", "closing")
+
+
+def _digest_out(digest: Digest) -> dict[str, Any]:
+    return {"start": digest.start, "end": digest.end, "closing_at": digest.closing_at,
+            "from_baseline": digest.from_baseline,
+            "lines": [{name: getattr(line, name) for name in _LINE_FIELDS} for line in digest.lines]}
+
+
+def _digest_in(raw: Any) -> Digest | None:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("start"), datetime) or \
+            not isinstance(raw.get("end"), datetime):
+        return None
+    lines: list[DigestLine] = []
+    for item in raw.get("lines") or []:
+        try:
+            lines.append(DigestLine(**{name: item[name] for name in _LINE_FIELDS}))
+        except (KeyError, TypeError):
+            log.warning("a stored digest line of %s is unreadable; left out", raw["end"])
+    closing_at = raw.get("closing_at")
+    return Digest(start=raw["start"], end=raw["end"], lines=tuple(lines),
+                  closing_at=closing_at if isinstance(closing_at, datetime) else None,
+                  from_baseline=raw.get("from_baseline") is True)
+
+
+def digest_history(db: Database, since: datetime, until: datetime) -> list[Digest]:
+    """The digests sent for periods that end in ``(since, until]``, oldest first: exactly the figures
+    that were posted (the ledger export)."""
+    with db.session() as s:
+        raw = [repo.kv_get(s, key) for key in _keys(s, DIGEST_HISTORY_PREFIX)]
+    digests = [d for d in (_digest_in(r) for r in raw) if d is not None]
+    return sorted((d for d in digests if since < d.end <= until), key=lambda d: d.end)

@@ -18,6 +18,7 @@ from gatebot.clock import Clock, SystemClock
 from gatebot.config import Settings
 from gatebot.events import EventBus
 from gatebot.gate import GateClient
+from gatebot.metrics import default_metrics
 from gatebot.orders import OrderService
 from gatebot.store.crypto import Cipher, cipher_from_key
 from gatebot.store.db import Database, check_schema, make_engine
@@ -84,7 +85,7 @@ async def core(settings: Settings, *, clock: Clock | None = None, check_schema: 
     calls = monitor.CallRecorder()  # failed real calls count towards "Gate is down" (health job)
     client = GateClient(base_url=base_url, api_key=settings.effective_gate_key,
                         agent_id=settings.effective_agent_id, timeout=timeout, transport=transport,
-                        on_attempt=calls)
+                        on_attempt=calls, on_call=default_metrics().gate_call)
     orders = OrderService(
         db=db, gate_client=client, cipher=cipher, clock=clock, events=events,
         account_fields=settings.gatebot_account_fields, default_margin=settings.gatebot_topup_margin,

@@ -22,9 +22,10 @@ from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from gatebot.emulator.files import UploadedFile
 from gatebot.emulator.workspace import ApiError, Workspace
 
 __all__ = ["METHODS", "WebApi", "create_app"]
@@ -265,6 +266,40 @@ def _views_publish(ws: Workspace, p: Params) -> JSON:
     return {"view": ws.view_dict(view)}
 
 
+@_method("files.getUploadURLExternal")
+def _files_get_upload_url(ws: Workspace, p: Params) -> JSON:
+    filename = p.require("filename")
+    try:
+        length = int(p.require("length"))
+    except ValueError:
+        raise ApiError("invalid_arguments", "length must be an integer") from None
+    file_id = f"F{len(ws.files) + 1:08d}"
+    ws.files[file_id] = UploadedFile(file_id, filename, length)
+    return {"file_id": file_id, "upload_path": f"/upload/{file_id}"}  # made absolute by WebApi.call
+
+
+@_method("files.completeUploadExternal")
+def _files_complete_upload(ws: Workspace, p: Params) -> JSON:
+    listed = p.structured("files", "invalid_arguments")
+    if not isinstance(listed, list) or not listed:
+        raise ApiError("invalid_arguments", "files must be a non-empty JSON list")
+    done: list[UploadedFile] = []
+    for item in listed:
+        found = ws.files.get(str(item.get("id") if isinstance(item, dict) else ""))
+        if found is None or found.content is None:
+            raise ApiError("file_not_found")
+        found.title = (item.get("title") if isinstance(item, dict) else None) or found.title or found.filename
+        done.append(found)
+    channel = p.text("channel_id")
+    if channel:
+        comment = p.text("initial_comment") or ", ".join(f.title or f.filename for f in done)
+        message = ws.post_message(channel, text=comment, thread_ts=p.text("thread_ts"))
+        for f in done:
+            f.shares.append((channel, message.ts))
+    return {"files": [{"id": f.id, "name": f.filename, "title": f.title, "size": len(f.content or b"")}
+                      for f in done]}
+
+
 def _error_body(error: ApiError) -> JSON:
     body: JSON = {"ok": False, "error": error.error}
     if error.messages:
@@ -344,6 +379,8 @@ class WebApi:
                 else:
                     ws.record_call(method, params)
                     log.debug("emulator: %s ok", method)
+                    if "upload_path" in body:
+                        body["upload_url"] = str(request.base_url).rstrip("/") + body.pop("upload_path")
                     return SlackJSONResponse({"ok": True, **body})
         ws.record_call(method, params, error=error.error)
         log.debug("emulator: %s -> %s", method, error.error)
@@ -367,6 +404,14 @@ class WebApi:
             return SlackJSONResponse(_error_body(exc), status_code=status)
         return SlackJSONResponse({"ok": True})
 
+    async def upload(self, request: Request) -> PlainTextResponse:
+        """The upload URL of ``files.getUploadURLExternal``: the file's bytes, as the body."""
+        found = self.workspace.files.get(request.path_params["file_id"])
+        if found is None:
+            return PlainTextResponse("file not found", status_code=404)
+        found.content = await request.body()
+        return PlainTextResponse(f"OK - {len(found.content)}")
+
     async def health(self, request: Request) -> SlackJSONResponse:
         return SlackJSONResponse({"ok": True, "emulator": "slack", "team_id": self.workspace.team_id})
 
@@ -378,6 +423,7 @@ def create_app(workspace: Workspace) -> Starlette:
         routes=[
             Route("/api/{method}", api.call, methods=["GET", "POST"]),
             Route("/response/{token}", api.respond, methods=["POST"]),
+            Route("/upload/{file_id}", api.upload, methods=["POST"]),
             Route("/", api.health, methods=["GET"]),
         ]
     )

@@ -38,6 +38,7 @@ from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gatebot.clock import Clock, SystemClock
+from gatebot.emulator.files import UploadedFile
 
 __all__ = [
     "LIST_STATE_KEYS",
@@ -548,6 +549,8 @@ class Workspace:
         self._faults: dict[str, deque[_Fault]] = defaultdict(deque)
         self._calls: list[Call] = []
         self._listeners: list[Callable[[Change], None]] = []
+        #: Files uploaded with ``files_upload_v2`` (see :mod:`gatebot.emulator.files`), by file id.
+        self.files: dict[str, UploadedFile] = {}
         self.users[bot_user_id] = User(bot_user_id, bot_name, real_name=bot_name, is_bot=True)
 
     @classmethod

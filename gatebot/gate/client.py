@@ -34,6 +34,7 @@ import json
 import logging
 import random
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -67,7 +68,7 @@ from gatebot.gate.models import (
     ProductType,
 )
 
-__all__ = ["DEFAULT_TIMEOUT", "AttemptHook", "GateClient", "RetryPolicy"]
+__all__ = ["DEFAULT_TIMEOUT", "ROUTES", "AttemptHook", "CallAttempt", "CallHook", "GateClient", "RetryPolicy"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,40 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
 #: ``on_attempt(endpoint_label, success)``: called once per real HTTP attempt.
 AttemptHook = Callable[[str, bool], None]
+
+#: Each endpoint label's route template (for metrics: never the raw path, which carries ids).
+ROUTES: Mapping[str, str] = {
+    "health": "GET /health",
+    "product_types": "GET /product-types",
+    "categories": "GET /product-categories",
+    "products": "GET /products",
+    "product": "GET /products/{id}",
+    "orders": "GET /orders",
+    "order": "GET /orders/{id}",
+    "create_order": "POST /orders",
+    "balance": "GET /balance",
+    "deposits": "GET /deposits",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CallAttempt:
+    """One real HTTP attempt as ``on_call`` sees it. ``outcome``: ``ok``, ``rejected`` (4xx),
+    ``rate_limited`` (429), ``server_error`` (5xx), ``timeout``, ``transport_error`` or ``bad_response``.
+    ``attempt`` > 1 is a retry. Carries no URL, body or header: nothing secret."""
+
+    label: str
+    outcome: str
+    seconds: float
+    attempt: int = 1
+
+    @property
+    def route(self) -> str:
+        return ROUTES.get(self.label, "other")
+
+
+#: ``on_call(attempt)``: like ``on_attempt`` with the outcome, the latency and the attempt number.
+CallHook = Callable[[CallAttempt], None]
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
@@ -160,6 +195,7 @@ class GateClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_attempt: AttemptHook | None = None,
+        on_call: CallHook | None = None,
     ) -> None:
         key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         if not key.get_secret_value().strip():
@@ -174,6 +210,7 @@ class GateClient:
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._on_attempt = on_attempt
+        self._on_call = on_call
         self._agent_path = f"agent/{self.agent_id}"
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
@@ -201,16 +238,17 @@ class GateClient:
 
     async def health(self) -> Health:
         """Probe ``GET /health`` once (no auth, no retries). Never raises for HTTP status or transport."""
+        started = time.perf_counter()
         try:
             response = await self._http.get("health")
         except httpx.TimeoutException as exc:
-            self._attempted("health", False)
+            self._attempted("health", False, "timeout", started)
             return Health(ok=False, detail=f"timed out ({type(exc).__name__})")
         except httpx.RequestError as exc:
-            self._attempted("health", False)
+            self._attempted("health", False, "transport_error", started)
             return Health(ok=False, detail=f"unreachable ({type(exc).__name__}: {_short(str(exc))})")
         ok = response.is_success
-        self._attempted("health", ok)
+        self._attempted("health", ok, _outcome(response.status_code), started)
         detail = f"HTTP {response.status_code}"
         try:
             body = json.loads(response.text, parse_float=Decimal)
@@ -341,12 +379,13 @@ class GateClient:
 
     # -- transport --------------------------------------------------------------------------------
 
-    def _attempted(self, label: str, success: bool) -> None:
-        if self._on_attempt is None:
-            return
-        try:
-            self._on_attempt(label, success)
-        except Exception:  # a broken hook must not turn a good answer into a failure
+    def _attempted(self, label: str, success: bool, outcome: str, started: float, attempt: int = 1) -> None:
+        try:  # a broken hook must not turn a good answer into a failure
+            if self._on_attempt is not None:
+                self._on_attempt(label, success)
+            if self._on_call is not None:
+                self._on_call(CallAttempt(label, outcome, time.perf_counter() - started, attempt))
+        except Exception:
             log.exception("on_attempt hook failed for %s", label)
 
     async def _read(
@@ -434,17 +473,18 @@ class GateClient:
     ) -> R | _Failure:
         """One HTTP exchange, classified. Reports it to ``on_attempt`` exactly once."""
         of = self.retry.attempts
+        started = time.perf_counter()
         try:
             response = await self._http.request(method, url, params=params, content=content, headers=headers)
         except httpx.TimeoutException as exc:
-            self._attempted(label, False)
+            self._attempted(label, False, "timeout", started, attempt)
             log.warning("gate %s: %s on attempt %d/%d", where, type(exc).__name__, attempt, of)
             return _Failure(
                 GateTimeout(f"{where}: timed out ({type(exc).__name__}) on attempt {attempt}"),
                 sent=not isinstance(exc, _NOT_SENT),
             )
         except httpx.TransportError as exc:
-            self._attempted(label, False)
+            self._attempted(label, False, "transport_error", started, attempt)
             log.warning("gate %s: %s on attempt %d/%d", where, type(exc).__name__, attempt, of)
             detail = f"{type(exc).__name__} ({_short(str(exc))})"
             return _Failure(
@@ -452,12 +492,12 @@ class GateClient:
                 sent=not isinstance(exc, _NOT_SENT),
             )
         except httpx.DecodingError as exc:  # an answer arrived but its content-encoding is broken
-            self._attempted(label, False)
+            self._attempted(label, False, "bad_response", started, attempt)
             log.warning("gate %s: undecodable answer on attempt %d/%d", where, attempt, of)
             bad = GateBadResponse(f"{where}: the answer could not be decoded ({_short(str(exc))})")
             return _Failure(bad, unreadable=True)
         except httpx.RequestError as exc:  # anything else httpx may add: assume it may have been sent
-            self._attempted(label, False)
+            self._attempted(label, False, "transport_error", started, attempt)
             log.warning("gate %s: %s on attempt %d/%d", where, type(exc).__name__, attempt, of)
             return _Failure(GateTransportError(f"{where}: {type(exc).__name__} on attempt {attempt}"))
         status = response.status_code
@@ -466,16 +506,16 @@ class GateClient:
             try:
                 parsed = parse(status, _decode(response, where), where)
             except GateBadResponse as bad:
-                self._attempted(label, False)
+                self._attempted(label, False, "bad_response", started, attempt)
                 log.warning("gate %s: unreadable %d answer on attempt %d/%d", where, status, attempt, of)
                 return _Failure(bad, unreadable=True)
-            self._attempted(label, True)
+            self._attempted(label, True, "ok", started, attempt)
             return parsed
         retry_after = _retry_after(response)
         error = _error(response, retry_after)
         retryable = status == 429 or status >= 500
         # A 4xx is a healthy server saying no; only 5xx/429 count against Gate's health.
-        self._attempted(label, not retryable)
+        self._attempted(label, not retryable, _outcome(status), started, attempt)
         if retryable:
             log.warning("gate %s -> %d on attempt %d/%d", where, status, attempt, of)
         return _Failure(error, retryable=retryable, sent=status != 429, retry_after=retry_after)
@@ -498,6 +538,15 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def _outcome(status: int) -> str:
+    """The ``on_call`` outcome of an HTTP status."""
+    if status == 429:
+        return "rate_limited"
+    if status >= 500:
+        return "server_error"
+    return "rejected" if status >= 300 else "ok"
 
 
 def _check_idempotency_key(key: str) -> str:

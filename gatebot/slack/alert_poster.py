@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -34,6 +34,7 @@ from gatebot import monitor
 from gatebot.alerts import Notification, PolicyState
 from gatebot.clock import Clock
 from gatebot.monitor import DepositNotice, Digest, DigestLine
+from gatebot.slack import ids
 from gatebot.slack.blocks.alerts import SEVERITY_EMOJI, AlertCard, alert_message
 from gatebot.slack.blocks.common import (
     Block,
@@ -54,7 +55,7 @@ from gatebot.store.db import Database
 if TYPE_CHECKING:
     from gatebot.runtime import Core
 
-__all__ = ["AlertPoster", "LinkFor", "alert_card", "app_home_link", "deposit_message", "digest_message",
+__all__ = ["AlertPoster", "LinkFor", "alert_card", "app_home_link", "deposit_message", "digest_message", "ledger_hint",
            "thread_text"]
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,13 @@ def _line_fields(line: DigestLine) -> list[str]:
     ]
 
 
+def ledger_hint(digest: Digest) -> str:
+    """Where the digest's figures are as a spreadsheet: the ledger export of exactly this period."""
+    since, until = (f"{when.astimezone(UTC):%Y-%m-%dT%H:%M}" for when in (digest.start, digest.end))
+    return (f":page_facing_up: These figures as CSV: `{ids.COMMAND} export ledger {since} {until}` "
+            f"(or `gatebot export ledger --since {since} --until {until}`).")
+
+
 def digest_message(digest: Digest) -> Message:
     """The daily finance digest: per currency opening, deposits, spend, closing; mismatches called out."""
     blocks: list[Block] = [
@@ -171,6 +179,7 @@ def digest_message(digest: Digest) -> Message:
                               f"from {slack_date(digest.closing_at)}."))
     if not digest.lines:
         blocks.append(section("No balances, deposits or orders in this period."))
+    blocks.append(context(ledger_hint(digest)))
     summary = (f"{len(digest.mismatches)} mismatch(es): " + ", ".join(line.currency for line in digest.mismatches)
                if digest.mismatches else "no mismatches")
     return message(f"Daily Gate digest ({summary})", blocks)

@@ -53,6 +53,7 @@ from gatebot.slack.listeners import (
     request_kind,
 )
 from gatebot.slack.listeners import alerts as alert_listeners
+from gatebot.slack.metrics import MeteredWebClient
 from gatebot.slack.notifier import Notifier
 from gatebot.slack.roles import Roles
 
@@ -99,7 +100,7 @@ def make_client(settings: Settings) -> AsyncWebClient:
     """The Web API client: ``SLACK_API_URL``, retries on connection errors and on HTTP 429 (Retry-After)."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     base_url = settings.slack_api_url or "https://slack.com/api/"
-    return AsyncWebClient(
+    return MeteredWebClient(  # counts calls by method and error (gatebot_slack_api_calls_total)
         token=token, base_url=base_url.rstrip("/") + "/", timeout=SLACK_TIMEOUT,
         retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=1),
                         AsyncRateLimitErrorRetryHandler(max_retry_count=2)],

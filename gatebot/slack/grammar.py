@@ -20,9 +20,11 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Literal
 
+from gatebot.clock import TimeArgumentError, parse_when
 from gatebot.slack import ids
 
 __all__ = [
@@ -89,6 +91,9 @@ USAGE: Mapping[str, Usage] = MappingProxyType({
         Usage("products", f"{C} products [search]", f"{C} products google play", "Search the catalog",
               ROLE_OPS),
         Usage("health", f"{C} health", f"{C} health", "Check the Gate API and gatebot's jobs", None),
+        Usage("export", f"{C} export orders|deposits|ledger [since] [until] [currency]",
+              f"{C} export ledger 2026-11-01 2026-12-01 USD",
+              "Get a finance CSV by DM (since defaults to 7d, until to now)", ROLE_FINANCE),
     )
 })  # fmt: skip
 
@@ -126,6 +131,7 @@ class Command:
       :attr:`user_id` set, or ``("channel",)`` with :attr:`channel_id` set
     - ``buy`` / ``products``: the search words (``query`` joins them)
     - ``balance`` / ``deposits`` / ``health``: ``()``
+    - ``export``: ``(kind, since, until, currency)``, ``""`` for each one not given
     """
 
     name: str
@@ -212,6 +218,8 @@ def parse(text: str) -> Command:
         return _parse_orders(rest, usage)
     if name in ("buy", "products"):
         return _parse_search(name, rest, usage)
+    if name == "export":
+        return _parse_export(rest, usage)
     if rest:  # balance, deposits, health take no arguments
         raise GrammarError(f"`{name}` takes no arguments (got `{_shorten(_describe(rest[0]))}`).", usage)
     return Command(name)
@@ -277,6 +285,37 @@ def _parse_search(name: str, rest: list[_Token], usage: str) -> Command:
     if len(" ".join(words)) > MAX_QUERY:
         raise GrammarError(f"That search is too long (at most {MAX_QUERY} characters).", usage)
     return Command(name, words)
+
+
+EXPORT_KINDS = ("orders", "deposits", "ledger")
+_CURRENCY_RE = re.compile(r"[A-Za-z]{3}")
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _parse_export(rest: list[_Token], usage: str) -> Command:
+    """``export <kind> [since] [until] [currency]`` → ``args = (kind, since, until, currency)``, ``""`` for
+    what was not given (the listener applies the defaults with its clock)."""
+    if not rest or rest[0].kind != "word" or rest[0].text.lower() not in EXPORT_KINDS:
+        raise GrammarError("Which export? Use `orders`, `deposits` or `ledger`.", usage)
+    kind = rest[0].text.lower()
+    times: list[str] = []
+    currency = ""
+    for token in rest[1:]:
+        if token.kind != "word":
+            raise GrammarError(f"`{_shorten(_describe(token))}` is not a date or a currency.", usage)
+        if _CURRENCY_RE.fullmatch(token.text) and not currency:
+            currency = token.text.upper()
+            continue
+        try:
+            parse_when(token.text, now=_EPOCH)
+        except TimeArgumentError:
+            raise GrammarError(f"`{_shorten(token.text)}` is not a time: use a date like 2026-11-24, a time like "
+                               "2026-11-24T09:00, or an age like 2h or 7d.", usage) from None
+        times.append(token.text)
+    if len(times) > 2:
+        raise GrammarError("Give at most two times: since and until.", usage)
+    since, until = [*times, "", ""][:2]
+    return Command("export", (kind, since, until, currency))
 
 
 def _describe(token: _Token) -> str:

@@ -23,7 +23,7 @@ LOOKUP_ORDER: Final = "lookup_order"
 APP_HOME_OPENED: Final = "app_home_opened"
 
 #: Bot token scopes, exactly what ``manifest.yml`` requests (see the manifest for why each is needed).
-BOT_SCOPES: Final = ("commands", "chat:write", "im:write", "users:read", "usergroups:read")
+BOT_SCOPES: Final = ("commands", "chat:write", "im:write", "users:read", "usergroups:read", "files:write")
 BOT_EVENTS: Final = (APP_HOME_OPENED,)
 
 # -- the order modal (callback ``order_modal``) and its confirmation step (``order_confirm``) ---------

@@ -38,6 +38,7 @@ from gatebot.signals import stop_on_signals
 from gatebot.slack.app import build_slack, shut_down
 from gatebot.slack.deps import Deps, Scheduler
 from gatebot.slack.edge import SlackEdge
+from gatebot.slack.metrics import AckTimer, metrics_endpoint
 
 __all__ = ["EVENTS_PATH", "HEALTH_PATH", "create_web_app", "run_http", "serve"]
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 #: How long shutdown waits for order notifications still being sent to Slack.
 
 
@@ -69,7 +71,9 @@ def create_web_app(app: AsyncApp, deps: Deps) -> Starlette:
     web = Starlette(routes=[
         Route(EVENTS_PATH, edge.handle, methods=["POST"]),
         Route(HEALTH_PATH, healthz, methods=["GET"]),
+        Route(METRICS_PATH, metrics_endpoint(deps), methods=["GET"]),
     ])
+    web.add_middleware(AckTimer, path=EVENTS_PATH)  # Slack ack latency, to the start of our answer
     web.state.deps = deps
     return web
 

@@ -131,7 +131,7 @@ def test_error_messages_do_not_echo_backticks_or_huge_input():
 
 
 def test_usage_table_covers_every_subcommand_with_example_and_role():
-    assert set(USAGE) == {"help", "balance", "order", "orders", "buy", "products", "deposits", "health"}
+    assert set(USAGE) == {"help", "balance", "order", "orders", "buy", "products", "deposits", "health", "export"}
     for row in USAGE.values():
         assert row.syntax.startswith(ids.COMMAND + " " + row.name)
         parse(row.example.removeprefix(ids.COMMAND))  # every example really parses
@@ -144,6 +144,7 @@ def test_usage_table_covers_every_subcommand_with_example_and_role():
         "buy": "ops",
         "products": "ops",
         "health": None,
+        "export": "finance",
     }
 
 
@@ -152,9 +153,9 @@ def test_usage_table_covers_every_subcommand_with_example_and_role():
     [
         ((), {"help", "health"}),
         (("support",), {"help", "health", "order", "orders"}),
-        (("finance",), {"help", "health", "balance", "deposits"}),
+        (("finance",), {"help", "health", "balance", "deposits", "export"}),
         (("ops",), {"help", "health", "buy", "products"}),
-        (("ops", "finance"), {"help", "health", "buy", "products", "balance", "deposits"}),
+        (("ops", "finance"), {"help", "health", "buy", "products", "balance", "deposits", "export"}),
         (("admin",), set(USAGE)),
     ],
 )
@@ -231,3 +232,24 @@ def test_find_references_is_bounded():
 )
 def test_reference_kind(ref, kind):
     assert reference_kind(ref) == kind
+
+
+@pytest.mark.parametrize(("text", "args"), [
+    ("export ledger", ("ledger", "", "", "")),
+    ("export ORDERS 2026-11-01 2026-12-01 usd", ("orders", "2026-11-01", "2026-12-01", "USD")),
+    ("export deposits 7d", ("deposits", "7d", "", "")),
+])
+def test_export_takes_a_kind_up_to_two_times_and_a_currency(text, args):
+    assert parse(text) == Command("export", args)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("export", "Which export? Use `orders`, `deposits` or `ledger`."),
+    ("export sales", "Which export? Use `orders`, `deposits` or `ledger`."),
+    ("export ledger yesterday", "`yesterday` is not a time: use a date like 2026-11-24"),
+    ("export ledger 1d 2d 3d", "Give at most two times: since and until."),
+])
+def test_bad_export_arguments_are_explained(text, message):
+    with pytest.raises(GrammarError) as err:
+        parse(text)
+    assert err.value.message.startswith(message)

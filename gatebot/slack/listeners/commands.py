@@ -10,6 +10,7 @@ Routing table (roles from :data:`gatebot.slack.grammar.USAGE`; admin may do ever
     buy [search]        ops         opens the order modal (see order_flow)
     products [search]   ops         the cached catalog
     health              anyone      Gate /health, circuit, jobs, scheduler, database
+    export <kind> ...   finance     orders | deposits | ledger CSV, uploaded to the requester's DM
 
 A bad command is answered in the ack itself (pure parsing, instant); everything else acks first and
 answers through ``response_url`` (ephemeral), so slow Gate calls never cost the 3-second ack. A refusal
@@ -46,6 +47,7 @@ from gatebot.slack.blocks.messages import (
 from gatebot.slack.deps import Deps
 from gatebot.slack.grammar import Command, GrammarError
 from gatebot.slack.listeners import Reply, acked_first, private_reply, with_note
+from gatebot.slack.listeners.exports import send_export
 from gatebot.slack.listeners.lookups import order_lookup
 from gatebot.slack.listeners.order_flow import open_order_modal, search_catalog
 from gatebot.store import repo
@@ -106,6 +108,9 @@ async def run(deps: Deps, cmd: Command, *, user: str, channel: str | None, trigg
             return
         await open_order_modal(deps, client, trigger_id=trigger_id, user=user, channel=channel,
                                query=cmd.query, reply=reply)
+        return
+    if cmd.name == "export":  # the CSV goes to the requester's DM as a file
+        await reply(await send_export(deps, client, cmd, user))
         return
     handlers = {"orders": _orders, "balance": _balance, "deposits": _deposits, "products": _products,
                 "health": _health}
