@@ -36,7 +36,13 @@ from sqlalchemy.exc import IntegrityError
 from gatebot import gate
 from gatebot.clock import Clock
 from gatebot.events import Event, EventBus
-from gatebot.gate.models import CreateOrderRequest, CustomerAccountField, TopupRequest
+from gatebot.gate.models import (
+    CreateOrderRequest,
+    CustomerAccountField,
+    ProductKind,
+    TopupRequest,
+    unorderable_reason,
+)
 from gatebot.money import Money, MoneyError, parse_decimal
 from gatebot.store import repo
 from gatebot.store.crypto import Cipher
@@ -59,7 +65,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-VOUCHER = "redeem_card"
 _REF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$")
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -200,10 +205,6 @@ def account_fields_for(product: CatalogProduct,
     return [CustomerAccountField.model_validate(item) for item in raw]
 
 
-def _is_topup(product: CatalogProduct) -> bool:
-    return product.type_code != VOUCHER
-
-
 class OrderService:
     """The order pipeline over one store and one Gate client. Safe to share across tasks."""
 
@@ -275,7 +276,9 @@ class OrderService:
         cost: Money | None = None
         topup: TopupRequest | None = None
         quantity = 1
-        if _is_topup(product):
+        if product.kind is ProductKind.UNKNOWN:
+            errors["product"] = unorderable_reason(product.name)
+        elif product.kind is ProductKind.TOP_UP:
             amount = self._check_amount(product, draft.amount, errors)
             if draft.quantity not in (None, "", 1, "1"):
                 errors["quantity"] = "Top-ups are bought one at a time: the quantity must be 1."

@@ -35,7 +35,7 @@ from sqlalchemy.orm import registry
 from sqlalchemy.sql.operators import OperatorType
 from sqlmodel import Field, SQLModel
 
-from gatebot.gate.models import CustomerAccountField
+from gatebot.gate.models import CustomerAccountField, ProductKind, order_kind, product_kind
 from gatebot.money import Money
 from gatebot.store.crypto import Cipher, open_json, seal_json
 
@@ -256,6 +256,11 @@ class Order(StoreModel, table=True):
         return f"#{self.id}" if self.id is not None else "#?"
 
     @property
+    def kind(self) -> ProductKind:
+        """Voucher or top-up, as validation decided it (a top-up order carries an amount)."""
+        return order_kind(self.amount)
+
+    @property
     def is_open(self) -> bool:
         return OrderStatus(self.status) in OPEN_STATUSES
 
@@ -365,6 +370,12 @@ class CatalogProduct(StoreModel, table=True):
             raise ValueError(f"{field!r} is not an amount field of CatalogProduct")
         value: Decimal | None = getattr(self, field)
         return _money(value, self.currency)
+
+    @property
+    def kind(self) -> ProductKind:
+        """Voucher, top-up or unknown (the one rule: :func:`gatebot.gate.models.product_kind`)."""
+        return product_kind(self.type_code, price=self.price, min_amount=self.min_amount,
+                            max_amount=self.max_amount, publishes_account_fields=bool(self.account_fields()))
 
     def account_fields(self) -> list[CustomerAccountField] | None:
         """The customer-account fields the product publishes, or ``None`` when it publishes none."""

@@ -16,11 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from gatebot.config import Thresholds
-from gatebot.gate.models import Balance, Deposit
+from gatebot.gate.models import Balance, Deposit, ProductKind, order_kind
 from gatebot.money import Money, MoneyError
 from gatebot.slack import ids
 from gatebot.slack.blocks.common import (
-    AMOUNT_TYPES,
     FINAL_STATUSES,
     MAX_MESSAGE_BLOCKS,
     TIMES,
@@ -46,7 +45,6 @@ from gatebot.slack.blocks.common import (
     message,
     order_ref,
     price_text,
-    product_kind,
     section,
     slack_date,
     status_display,
@@ -135,8 +133,8 @@ def status_explanation(order: OrderView, *, resume_on_deposit: bool = True) -> s
 
 def _what(order: OrderView) -> str:
     """``top-up USD 10.00`` / ``voucher`` times ``2`` (escaped)."""
-    kind = product_kind(order.product_type)
-    if order.product_type in AMOUNT_TYPES:
+    kind = order_kind(order.amount)
+    if kind is ProductKind.TOP_UP:
         return f"{kind} {esc(format_money(order.amount, order.currency))}"
     return f"{kind} {TIMES} {order.quantity or 1}"
 
@@ -287,7 +285,7 @@ def order_detail(order: OrderView, history: Sequence[HistoryView], *,
         section(f"{_title(order)}\n{status_explanation(order, resume_on_deposit=resume_on_deposit)}"),
     ]
     fields = [
-        field("Product", f"{_name(order)} ({product_kind(order.product_type)}"
+        field("Product", f"{_name(order)} ({order_kind(order.amount)}"
                          + (f", id {order.product_id})" if order.product_id is not None else ")")),
         field("Order", _what(order)),
         field("Estimated cost", esc(format_money(order.estimated_cost, order.currency))),
@@ -478,7 +476,7 @@ def products_message(products: Iterable[ProductView], query: str = "") -> Messag
                               if query.strip() else "The catalog is empty — it refreshes on a schedule."))
         return message(f"{esc(title)}: none", blocks)
     lines = [
-        f"• *{esc(truncate(p.name, NAME_LIMIT))}* · {product_kind(p.type_code)} {esc(price_text(p))}"
+        f"• *{esc(truncate(p.name, NAME_LIMIT))}* · {p.kind} {esc(price_text(p))}"
         + (f" · {esc(truncate(p.region_code, 10))}" if p.region_code else "")
         + f" · id {p.id}" + ("" if p.is_active else " · _inactive_")
         for p in found[:MAX_PRODUCT_ROWS]
