@@ -601,6 +601,12 @@ class OrderService:
         with self.db.session() as s:
             return repo.find_order(s, ref)
 
+    def lookup(self, ref: str) -> list[Order]:
+        """The orders ``ref`` may mean, as a person types it: the exact match alone, else the external_ref
+        in any case and Gate ids starting with it (several are listed by the caller, never guessed)."""
+        with self.db.session() as s:
+            return repo.find_orders(s, ref)
+
     def history(self, order_id: int) -> list[OrderHistory]:
         with self.db.session() as s:
             return repo.history(s, order_id)

@@ -30,7 +30,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar, Final, Literal
 
-from sqlalchemy import Column, Dialect, ForeignKey, Index, Integer, MetaData, String, Text, types
+from sqlalchemy import Column, Dialect, ForeignKey, Index, Integer, MetaData, String, Text, column, func, types
 from sqlalchemy.orm import registry
 from sqlalchemy.sql.operators import OperatorType
 from sqlmodel import Field, SQLModel
@@ -208,6 +208,10 @@ class Order(StoreModel, table=True):
     __table_args__ = (
         Index("ix_orders_requester_created_at", "requester", "created_at"),
         Index("ix_orders_status_next_attempt_at", "status", "next_attempt_at"),
+        # Lookups people type (repo.find_orders): inv-1001 for INV-1001; a Gate id's first characters.
+        Index("ix_orders_external_ref_lower", func.lower(column("external_ref"))),
+        Index("ix_orders_gate_order_id_prefix", "gate_order_id",
+              postgresql_ops={"gate_order_id": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
         {"sqlite_autoincrement": True},  # numbers are never reused
     )
 

@@ -60,6 +60,7 @@ from gatebot.slack.listeners import SLACK_FAILURES, Reply, acked_first, dm, erro
 from gatebot.store import repo
 from gatebot.store.crypto import CipherError, open_json, seal_json
 from gatebot.store.models import CatalogProduct
+from gatebot.textinput import MAX_QUERY, clean_text
 
 __all__ = ["draft_key", "open_order_modal", "register", "search_catalog"]
 
@@ -213,7 +214,8 @@ def _new_order_button(deps: Deps) -> Any:
 
 def _options(deps: Deps) -> Any:
     async def product_options_load(ack: AsyncAck, payload: dict[str, Any]) -> None:
-        query = str(payload.get("value") or "")
+        # An options load cannot show an error: a long or hostile query is cleaned and cut instead.
+        query = clean_text(str(payload.get("value") or ""), limit=MAX_QUERY, clip=True)
         await ack(options=product_options(search_catalog(deps, query, active_only=True), query)["options"])
 
     return product_options_load
