@@ -683,8 +683,7 @@ class OrderService:
         reason = {
             OrderStatus.PENDING: "Gate accepted the order; waiting for the vendor.",
             OrderStatus.COMPLETED: "Gate delivered the order.",
-            OrderStatus.FAILED: "Gate reports the order failed; its charge was released back to the "
-                                "balance. Place a new order to try again.",
+            OrderStatus.FAILED: "Gate gave no reason",  # the Slack message and the CLI say what happens next
         }[status]
         return await self._record(order_id, status, actor=actor, reason=reason, update=update,
                                   allowed_from=OPEN_STATUSES)

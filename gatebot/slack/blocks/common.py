@@ -200,6 +200,8 @@ class HealthCheck:
     ok: bool
     detail: str = ""
     checked_at: datetime | None = None
+    #: What ``checked_at`` is, shown before it as a Slack date: "checked", "last success", "lease until".
+    at_label: str = "checked"
 
 
 def account_fields_of(product: ProductView) -> list[CustomerAccountField] | None:

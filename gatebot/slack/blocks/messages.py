@@ -94,10 +94,11 @@ def _name(order: OrderView) -> str:
 
 
 def _reason(order: OrderView) -> str:
-    """``: <reason> (`code`)`` or ``""``."""
+    """``: <reason> (`code`)`` or ``""`` — without the reason's own full stop: the sentence ends it."""
     text = ""
-    if order.status_reason:
-        text += f": {esc(truncate(order.status_reason, REASON_LIMIT))}"
+    reason = (order.status_reason or "").strip().rstrip(".").rstrip()
+    if reason:
+        text += f": {esc(truncate(reason, REASON_LIMIT))}"
     if order.error_code:
         text += f" ({code(order.error_code, 60)})"
     return text
@@ -253,8 +254,17 @@ def _content_lines(content: Mapping[str, Any], prefix: str = "") -> list[str]:
     return lines
 
 
+def _without_repeats(content: Mapping[str, Any]) -> dict[str, Any]:
+    """``content`` without top-level values that a list of vouchers repeats (Gate puts the first
+    voucher's code and PIN at the top as well as under ``vouchers``): each code is listed once."""
+    listed = {(str(k).lower(), str(v)) for value in content.values() if isinstance(value, list | tuple)
+              for item in value if isinstance(item, Mapping) for k, v in item.items()}
+    return {k: v for k, v in content.items()
+            if isinstance(v, Mapping | list | tuple) or (str(k).lower(), str(v)) not in listed}
+
+
 def _content_blocks(order: OrderView, content: Mapping[str, Any], *, max_blocks: int) -> list[Block]:
-    lines = _content_lines(content)
+    lines = _content_lines(_without_repeats(content))
     if not lines:
         return [section("Gate sent no code or details with this order. Support can check it with "
                         f"`{ids.COMMAND} order {order_ref(order)}`.")]
@@ -484,7 +494,10 @@ def products_message(products: Iterable[ProductView], query: str = "") -> Messag
     if len(found) > MAX_PRODUCT_ROWS:
         lines.append(f"_…and {len(found) - MAX_PRODUCT_ROWS} more: search with more words._")
     blocks += line_sections(lines, max_blocks=MAX_MESSAGE_BLOCKS - 2)
-    blocks.append(context(f"Order one with `{ids.COMMAND} buy <search>`."))
+    example = found[0].id if found[0].is_active else next((p.id for p in found if p.is_active), None)
+    if example is not None:
+        blocks.append(context(f"Order one with `{ids.COMMAND} buy` and its name or id, e.g. "
+                              f"`{ids.COMMAND} buy {example}`."))
     return message(f"{esc(title)}: {len(found)} found", blocks)
 
 
@@ -505,7 +518,7 @@ def health_lines(checks: Sequence[HealthCheck]) -> tuple[str, list[str]]:
         else:
             line += " — ok" if check.ok else " — failing"
         if check.checked_at:
-            line += f" · checked {slack_date(check.checked_at)}"
+            line += f" · {esc(check.at_label)} {slack_date(check.checked_at)}"
         lines.append(line)
     return summary, lines
 
