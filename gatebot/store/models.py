@@ -378,8 +378,9 @@ class CatalogProduct(StoreModel, table=True):
     @property
     def kind(self) -> ProductKind:
         """Voucher, top-up or unknown (the one rule: :func:`gatebot.gate.models.product_kind`)."""
+        published = self.account_fields_json not in (None, "", "[]")  # no JSON parsing: lists call this a lot
         return product_kind(self.type_code, price=self.price, min_amount=self.min_amount,
-                            max_amount=self.max_amount, publishes_account_fields=bool(self.account_fields()))
+                            max_amount=self.max_amount, publishes_account_fields=published)
 
     def account_fields(self) -> list[CustomerAccountField] | None:
         """The customer-account fields the product publishes, or ``None`` when it publishes none."""

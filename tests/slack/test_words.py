@@ -41,6 +41,9 @@ def test_the_voucher_dm_lists_each_code_once() -> None:
     order = completed_order(product_type="redeem_card", amount=None, quantity=2)
     text = str(order_delivery_dm(order, content)["blocks"])
     assert text.count("AAAA-1111") == 1 and text.count("0042") == 1 and text.count("BBBB-2222") == 1
+    # One voucher: shown once, at the top, without a one-item list repeating it.
+    one = str(order_delivery_dm(order, {**first, "vouchers": [first]})["blocks"])
+    assert one.count("AAAA-1111") == 1 and "*Code:* `AAAA-1111`" in one and "Vouchers" not in one
     # A lone top-level code (no list repeating it) is still shown.
     single = str(order_delivery_dm(order, {"voucher_code": "CCCC-3333"})["blocks"])
     assert "CCCC-3333" in single

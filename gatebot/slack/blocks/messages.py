@@ -254,12 +254,21 @@ def _content_lines(content: Mapping[str, Any], prefix: str = "") -> list[str]:
     return lines
 
 
+def _pairs(item: Mapping[str, Any]) -> set[tuple[str, str]]:
+    return {(str(k).lower(), str(v)) for k, v in item.items() if not isinstance(v, Mapping | list | tuple)}
+
+
 def _without_repeats(content: Mapping[str, Any]) -> dict[str, Any]:
-    """``content`` without top-level values that a list of vouchers repeats (Gate puts the first
-    voucher's code and PIN at the top as well as under ``vouchers``): each code is listed once."""
-    listed = {(str(k).lower(), str(v)) for value in content.values() if isinstance(value, list | tuple)
-              for item in value if isinstance(item, Mapping) for k, v in item.items()}
-    return {k: v for k, v in content.items()
+    """``content`` with each code listed once. Gate puts the first voucher's code and PIN at the top as
+    well as under ``vouchers``: a list holding only that voucher is dropped (the top shows it); with
+    several vouchers, the top-level copies are dropped instead (the list shows them all)."""
+    top = _pairs(content)
+    out = {k: v for k, v in content.items()
+           if not (isinstance(v, list | tuple) and len(v) == 1 and isinstance(v[0], Mapping)
+                   and _pairs(v[0]) and _pairs(v[0]) <= top)}
+    listed = {pair for value in out.values() if isinstance(value, list | tuple)
+              for item in value if isinstance(item, Mapping) for pair in _pairs(item)}
+    return {k: v for k, v in out.items()
             if isinstance(v, Mapping | list | tuple) or (str(k).lower(), str(v)) not in listed}
 
 
