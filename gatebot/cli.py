@@ -151,15 +151,33 @@ def _run(settings: Settings, fn: Callable[[Any], Coroutine[Any, Any, int]]) -> i
     return asyncio.run(go())
 
 
+def _clean(text: str, *, limit: int, what: str) -> str:
+    """A free-text argument through the one sanitiser (``gatebot.textinput``); too long is a usage error."""
+    from gatebot.textinput import InputTooLong, clean_text
+
+    try:
+        return clean_text(text, limit=limit, what=what)
+    except InputTooLong as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_order(args: argparse.Namespace, settings: Settings) -> int:
-    from gatebot.textview import order_text
+    from gatebot.textinput import MAX_REFERENCE
+    from gatebot.textview import order_text, orders_table
+
+    ref = _clean(args.ref, limit=MAX_REFERENCE, what="the order reference")
 
     async def go(c: Any) -> int:
-        order = c.orders.find(args.ref)
-        if order is None:
-            _print_err(f"no order matches {args.ref!r} (try our number like 12, a Gate order id, "
-                       "an external_ref or an idempotency key)")
+        matches = c.orders.lookup(ref)
+        if not matches:
+            _print_err(f"no order matches {ref!r} (try our number like 12, a Gate order id or its first 8 "
+                       "characters, an external_ref or an idempotency key)")
             return 1
+        if len(matches) > 1:
+            print(orders_table(matches))
+            _print_err(f"{len(matches)} orders match {ref!r}: give one's number, e.g. gatebot order {matches[0].id}")
+            return 1
+        (order,) = matches
         content = c.orders.content(order) if args.show_code else None
         print(order_text(order, c.orders.history(order.id), content=content))
         return 0
@@ -318,13 +336,16 @@ def cmd_buy(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
     from gatebot.store import repo
+    from gatebot.textinput import MAX_QUERY
     from gatebot.textview import products_table
+
+    query = _clean(args.query or "", limit=MAX_QUERY, what="the search")
 
     async def go(c: Any) -> int:
         if not await _load_catalog(c, refresh=args.refresh):
             return 1
         with c.db.session() as s:
-            rows = repo.search_products(s, args.query or "", active_only=not args.all)
+            rows = repo.search_products(s, query, active_only=not args.all)
         print(products_table(rows))
         return 0
 

@@ -36,7 +36,13 @@ from sqlalchemy.exc import IntegrityError
 from gatebot import gate
 from gatebot.clock import Clock
 from gatebot.events import Event, EventBus
-from gatebot.gate.models import CreateOrderRequest, CustomerAccountField, TopupRequest
+from gatebot.gate.models import (
+    CreateOrderRequest,
+    CustomerAccountField,
+    ProductKind,
+    TopupRequest,
+    unorderable_reason,
+)
 from gatebot.money import Money, MoneyError, parse_decimal
 from gatebot.store import repo
 from gatebot.store.crypto import Cipher
@@ -59,7 +65,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-VOUCHER = "redeem_card"
 _REF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$")
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -200,10 +205,6 @@ def account_fields_for(product: CatalogProduct,
     return [CustomerAccountField.model_validate(item) for item in raw]
 
 
-def _is_topup(product: CatalogProduct) -> bool:
-    return product.type_code != VOUCHER
-
-
 class OrderService:
     """The order pipeline over one store and one Gate client. Safe to share across tasks."""
 
@@ -275,7 +276,9 @@ class OrderService:
         cost: Money | None = None
         topup: TopupRequest | None = None
         quantity = 1
-        if _is_topup(product):
+        if product.kind is ProductKind.UNKNOWN:
+            errors["product"] = unorderable_reason(product.name)
+        elif product.kind is ProductKind.TOP_UP:
             amount = self._check_amount(product, draft.amount, errors)
             if draft.quantity not in (None, "", 1, "1"):
                 errors["quantity"] = "Top-ups are bought one at a time: the quantity must be 1."
@@ -598,6 +601,12 @@ class OrderService:
         with self.db.session() as s:
             return repo.find_order(s, ref)
 
+    def lookup(self, ref: str) -> list[Order]:
+        """The orders ``ref`` may mean, as a person types it: the exact match alone, else the external_ref
+        in any case and Gate ids starting with it (several are listed by the caller, never guessed)."""
+        with self.db.session() as s:
+            return repo.find_orders(s, ref)
+
     def history(self, order_id: int) -> list[OrderHistory]:
         with self.db.session() as s:
             return repo.history(s, order_id)
@@ -674,8 +683,7 @@ class OrderService:
         reason = {
             OrderStatus.PENDING: "Gate accepted the order; waiting for the vendor.",
             OrderStatus.COMPLETED: "Gate delivered the order.",
-            OrderStatus.FAILED: "Gate reports the order failed; its charge was released back to the "
-                                "balance. Place a new order to try again.",
+            OrderStatus.FAILED: "Gate gave no reason",  # the Slack message and the CLI say what happens next
         }[status]
         return await self._record(order_id, status, actor=actor, reason=reason, update=update,
                                   allowed_from=OPEN_STATUSES)

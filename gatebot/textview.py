@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from gatebot.gate.models import ProductKind
 from gatebot.money import Money
 from gatebot.store.models import CatalogProduct, Order, OrderHistory
 
@@ -26,7 +27,7 @@ def _when(value: datetime | None) -> str:
 
 
 def order_text(order: Order, history: Sequence[OrderHistory], *, content: dict[str, Any] | None) -> str:
-    what = (f"top-up {_money(order.amount, order.currency)}" if order.amount is not None
+    what = (f"top-up {_money(order.amount, order.currency)}" if order.kind is ProductKind.TOP_UP
             else f"{order.quantity} × voucher")
     lines = [
         f"Order #{order.id}  {order.status.upper()}" + ("  (test)" if order.is_test else ""),
@@ -69,14 +70,14 @@ def orders_table(orders: Iterable[Order]) -> str:
 
 
 def products_table(products: Iterable[CatalogProduct]) -> str:
-    rows = [f"{'id':>6}  {'type':<13} {'price / limits':<26} product"]
+    rows = [f"{'id':>6}  {'kind':<13} {'price / limits':<26} product"]
     count = 0
     for p in products:
         count += 1
-        if p.type_code == "redeem_card":
-            price = _money(p.price, p.currency)
-        else:
+        if p.kind is ProductKind.TOP_UP:
             price = f"{p.currency} {p.min_amount}–{p.max_amount} step {p.step}"
-        rows.append(f"{p.id:>6}  {p.type_code:<13} {price:<26} {p.name} ({p.slug})"
+        else:
+            price = _money(p.price, p.currency)
+        rows.append(f"{p.id:>6}  {p.kind:<13} {price:<26} {p.name} ({p.slug})"
                     + ("" if p.is_active else "  [inactive]"))
     return "\n".join(rows) if count else "no products match"

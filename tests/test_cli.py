@@ -42,7 +42,7 @@ def test_schema_must_be_upgraded_first(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["orders"]) == 2
     assert "run `gatebot db upgrade`" in capsys.readouterr().err
     assert main(["db", "upgrade"]) == 0
-    assert "database at 0002" in capsys.readouterr().out
+    assert "database at 0003" in capsys.readouterr().out
     assert main(["db", "current"]) == 0
     assert main(["orders"]) == 0
     assert capsys.readouterr().out.strip().endswith("no orders")
@@ -119,9 +119,19 @@ def test_ops_commands_against_a_sandbox_process(sandbox_url: str, monkeypatch: p
     assert "Order #1  PENDING" in out and "INV-1001" in out and "player123" not in out
 
     assert main(["order", "INV-1001"]) == 0
-    assert "external_ref   INV-1001" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "external_ref   INV-1001" in out
+    gate_id = next(line.split()[-1] for line in out.splitlines() if "Gate order id" in line)
     assert main(["order", "INV-404"]) == 1
     assert "no order matches 'INV-404'" in capsys.readouterr().err
+    # What people type: another case, a receipt's first 8 characters, a stray NUL.
+    for typed in ("inv-1001", gate_id[:8], "INV-1001\x00"):
+        assert main(["order", typed]) == 0, typed
+        assert "external_ref   INV-1001" in capsys.readouterr().out
+    assert main(["order", "INV-1001" * 20]) == 2
+    assert capsys.readouterr().err.strip() == "gatebot: the order reference is too long (at most 100 characters)."
+    assert main(["products", "steam " * 20_000]) == 2
+    assert "the search is too long (at most 100 characters)." in capsys.readouterr().err
 
     assert main(["orders", "--status", "pending,completed", "--since", "1d"]) == 0
     assert "INV-1001" in capsys.readouterr().out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -29,8 +30,12 @@ __all__ = [
     "Order",
     "Page",
     "Product",
+    "ProductKind",
     "ProductType",
     "TopupRequest",
+    "order_kind",
+    "product_kind",
+    "unorderable_reason",
 ]
 
 #: Order statuses after which nothing changes. Anything else is "not yet final".
@@ -40,6 +45,54 @@ FINAL_STATUSES = frozenset({"completed", "failed"})
 REDEEM_CARD = "redeem_card"
 DIRECT_TRANSFER = "direct_transfer"
 DIRECT_TOP_UP = "direct_top_up"
+
+
+class ProductKind(StrEnum):
+    """How a product is ordered — decided once, by :func:`product_kind`, and read everywhere.
+
+    * ``voucher``: a fixed price, bought by quantity; Gate delivers codes.
+    * ``top-up``: an amount loaded onto a customer's account (``topup_request``); quantity 1.
+    * ``unknown``: Gate says neither (an unmapped type with no price and no amount range): it cannot
+      be ordered, and every surface says so rather than guessing.
+    """
+
+    VOUCHER = "voucher"
+    TOP_UP = "top-up"
+    UNKNOWN = "unknown"
+
+
+_KIND_OF_TYPE = {REDEEM_CARD: ProductKind.VOUCHER, DIRECT_TOP_UP: ProductKind.TOP_UP,
+                 DIRECT_TRANSFER: ProductKind.TOP_UP}
+
+
+def product_kind(type_code: str | None, *, price: Decimal | None, min_amount: Decimal | None,
+                 max_amount: Decimal | None, publishes_account_fields: bool) -> ProductKind:
+    """The one rule for "is this product a voucher or a top-up?".
+
+    A documented type code decides. For a type gatebot cannot map, the product's own shape decides, so
+    the order form and the validation always agree: an amount range or published customer-account
+    fields make it a top-up (the form asks for the amount and the account), a price alone makes it a
+    voucher (the form asks for a quantity), and neither makes it ``unknown`` (it cannot be ordered).
+    """
+    known = _KIND_OF_TYPE.get(type_code or "")
+    if known is not None:
+        return known
+    if min_amount is not None or max_amount is not None or publishes_account_fields:
+        return ProductKind.TOP_UP
+    if price is not None:
+        return ProductKind.VOUCHER
+    return ProductKind.UNKNOWN
+
+
+def unorderable_reason(name: str) -> str:
+    """What every surface says about a product of kind ``unknown`` (the form, validation, the CLI)."""
+    return (f"{name} can't be ordered: Gate publishes neither a price nor an amount range for it, so gatebot "
+            "can't tell a voucher from a top-up. Ask the Gate account manager about its product type.")
+
+
+def order_kind(amount: Decimal | None) -> ProductKind:
+    """The kind of a stored order: validation gives an order an amount exactly when its product is a top-up."""
+    return ProductKind.TOP_UP if amount is not None else ProductKind.VOUCHER
 
 
 def _decimal_or_none(value: Any) -> Decimal | None:

@@ -1,9 +1,10 @@
 """``python -m gatebot.sandbox`` (and ``gatebot sandbox``): serve the Gate API simulator over HTTP.
 
-Prints one line ``Gate sandbox listening on http://HOST:PORT (agent_id ...)`` once the socket
-listens — with ``--port 0`` that is how a parent process (crash tests) learns the port. The
-API key is never printed. Fault knobs set here are only the starting values; change them at run
-time with ``PATCH /_sandbox/faults``.
+Prints one line ``Gate sandbox listening on http://HOST:PORT (agent_id ..., API key ...)`` once the
+socket listens — with ``--port 0`` that is how a parent process (crash tests) learns the port. The
+built-in sandbox key is public (it only opens this simulator) and is printed so a client can be
+pointed at it; a key given with ``--api-key`` is not echoed. Fault knobs set here are only the
+starting values; change them at run time with ``PATCH /_sandbox/faults``.
 
 Must not import Slack, the scheduler or gatebot.gate.
 """
@@ -24,7 +25,7 @@ __all__ = ["build_parser", "config_from_args", "main"]
 
 
 def build_parser(*, parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
-                 prog: str = "python -m gatebot.sandbox") -> argparse.ArgumentParser:
+                 prog: str = "gatebot sandbox") -> argparse.ArgumentParser:
     parser = parser_class(prog=prog, description="Serve the Plexy Gate API simulator over HTTP.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
@@ -86,7 +87,8 @@ def main(argv: Sequence[str] | None = None, *,
         parser.error(str(exc))
 
     def ready(url: str) -> None:
-        print(f"Gate sandbox listening on {url} (agent_id {config.agent_id})", flush=True)
+        key = config.api_key if config.api_key == SANDBOX_API_KEY else "as given with --api-key"
+        print(f"Gate sandbox listening on {url} (agent_id {config.agent_id}, API key {key})", flush=True)
 
     try:
         serve(config, host=args.host, port=args.port, log_level=args.log_level, on_ready=ready)

@@ -107,9 +107,16 @@ def make_client(settings: Settings) -> AsyncWebClient:
     )
 
 
+def _not_token_unused(record: logging.LogRecord) -> bool:
+    """Bolt warns "`token` will be unused" whenever SLACK_BOT_TOKEN is in the environment and a client is
+    given — at every start of a correctly configured deployment. The client carries that very token."""
+    return "`token` will be unused" not in record.getMessage()
+
+
 def create_app(deps: Deps, *, client: AsyncWebClient | None = None, socket_mode: bool = False) -> AsyncApp:
     """The Bolt app with every listener registered. Raises :class:`SlackConfigError` for bad settings."""
     _bot, secret = check_settings(deps.settings, socket_mode=socket_mode)
+    logging.getLogger("gatebot.slack.bolt").addFilter(_not_token_unused)  # same filter object: added once
     app = AsyncApp(
         client=client or make_client(deps.settings),
         signing_secret=None if socket_mode else secret,

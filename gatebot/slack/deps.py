@@ -140,14 +140,25 @@ class StatusReport:
                 else "closed: orders go through"))
         for job in self.jobs:
             if job.ok:
-                detail = "on time, last success " + (job.last_success.strftime("%Y-%m-%d %H:%M UTC")
-                                                     if job.last_success else "pending (just started)")
+                detail = "on time" if job.last_success else "on time, first run pending (just started)"
             else:
                 detail = f"not on time: {job.last_error}" if job.last_error else "has not succeeded recently"
-            checks.append(HealthCheck(f"Job {job.name}", job.ok, detail, job.last_success))
+            checks.append(HealthCheck(f"Job {job.name}", job.ok, detail, job.last_success, at_label="last success"))
         if self.lease is not None or self.local_scheduler is not None:
-            checks.append(HealthCheck("Scheduler", self.scheduler_ok, self._scheduler_detail()))
+            until = self._lease_until()
+            checks.append(HealthCheck("Scheduler", self.scheduler_ok, self._scheduler_detail(), until,
+                                      at_label="lease until"))
         return checks
+
+    def _lease_until(self) -> datetime | None:
+        """When the active scheduler lease expires (a date for Slack to render, not an ISO string)."""
+        raw = self.lease.get("expires_at") if self.lease is not None and self.lease.get("active") else None
+        if isinstance(raw, datetime):
+            return raw
+        try:
+            return datetime.fromisoformat(raw) if isinstance(raw, str) else None
+        except ValueError:
+            return None
 
     def _scheduler_detail(self) -> str:
         parts = []
@@ -157,7 +168,7 @@ class StatusReport:
             parts.append(f"this process: {state if here.get('running', True) else 'stopped'}")
         if self.lease is not None:
             if self.lease.get("active"):
-                parts.append(f"jobs run on {self.lease.get('holder')} (lease until {self.lease.get('expires_at')})")
+                parts.append(f"jobs run on {self.lease.get('holder')}")
             else:
                 parts.append("no instance holds the scheduler lease: jobs are not running")
         return "; ".join(parts)

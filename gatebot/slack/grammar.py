@@ -26,6 +26,7 @@ from typing import Literal
 
 from gatebot.clock import TimeArgumentError, parse_when
 from gatebot.slack import ids
+from gatebot.textinput import MAX_QUERY, MAX_REFERENCE, InputTooLong, clean_text
 
 __all__ = [
     "GENERAL_USAGE",
@@ -51,10 +52,8 @@ ROLE_FINANCE = "finance"
 ROLE_SUPPORT = "support"
 ROLES = (ROLE_ADMIN, ROLE_OPS, ROLE_FINANCE, ROLE_SUPPORT)
 
-#: Longest search text accepted by ``buy`` / ``products`` (longer is surely a paste accident).
-MAX_QUERY = 100
-#: Longest order reference accepted by ``order`` (external refs are at most 64; keys ``gbk_`` + 32).
-MAX_REFERENCE = 100
+#: Longest command text looked at; every argument has its own, smaller limit (MAX_QUERY, MAX_REFERENCE).
+MAX_COMMAND = 1000
 
 C = ids.COMMAND
 
@@ -197,7 +196,11 @@ def parse(text: str) -> Command:
 
     Raises :class:`GrammarError` for an unknown subcommand or a bad argument.
     """
-    tokens = _tokens(text.strip())
+    try:  # the one sanitiser: no NUL or other control character reaches a lookup or a search
+        text = clean_text(text, limit=MAX_COMMAND, what="That command")
+    except InputTooLong as exc:
+        raise GrammarError(str(exc), GENERAL_USAGE) from None
+    tokens = _tokens(text)
     if not tokens:
         return Command("help")
     head, rest = tokens[0], tokens[1:]

@@ -30,12 +30,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar, Final, Literal
 
-from sqlalchemy import Column, Dialect, ForeignKey, Index, Integer, MetaData, String, Text, types
+from sqlalchemy import Column, Dialect, ForeignKey, Index, Integer, MetaData, String, Text, column, func, types
 from sqlalchemy.orm import registry
 from sqlalchemy.sql.operators import OperatorType
 from sqlmodel import Field, SQLModel
 
-from gatebot.gate.models import CustomerAccountField
+from gatebot.gate.models import CustomerAccountField, ProductKind, order_kind, product_kind
 from gatebot.money import Money
 from gatebot.store.crypto import Cipher, open_json, seal_json
 
@@ -208,6 +208,10 @@ class Order(StoreModel, table=True):
     __table_args__ = (
         Index("ix_orders_requester_created_at", "requester", "created_at"),
         Index("ix_orders_status_next_attempt_at", "status", "next_attempt_at"),
+        # Lookups people type (repo.find_orders): inv-1001 for INV-1001; a Gate id's first characters.
+        Index("ix_orders_external_ref_lower", func.lower(column("external_ref"))),
+        Index("ix_orders_gate_order_id_prefix", "gate_order_id",
+              postgresql_ops={"gate_order_id": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
         {"sqlite_autoincrement": True},  # numbers are never reused
     )
 
@@ -254,6 +258,11 @@ class Order(StoreModel, table=True):
     def number(self) -> str:
         """Our order number for people: ``#123``."""
         return f"#{self.id}" if self.id is not None else "#?"
+
+    @property
+    def kind(self) -> ProductKind:
+        """Voucher or top-up, as validation decided it (a top-up order carries an amount)."""
+        return order_kind(self.amount)
 
     @property
     def is_open(self) -> bool:
@@ -365,6 +374,13 @@ class CatalogProduct(StoreModel, table=True):
             raise ValueError(f"{field!r} is not an amount field of CatalogProduct")
         value: Decimal | None = getattr(self, field)
         return _money(value, self.currency)
+
+    @property
+    def kind(self) -> ProductKind:
+        """Voucher, top-up or unknown (the one rule: :func:`gatebot.gate.models.product_kind`)."""
+        published = self.account_fields_json not in (None, "", "[]")  # no JSON parsing: lists call this a lot
+        return product_kind(self.type_code, price=self.price, min_amount=self.min_amount,
+                            max_amount=self.max_amount, publishes_account_fields=published)
 
     def account_fields(self) -> list[CustomerAccountField] | None:
         """The customer-account fields the product publishes, or ``None`` when it publishes none."""

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from sqlalchemy import Table, and_, case, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -45,6 +45,7 @@ from gatebot.store.models import (
     SeenDeposit,
     metadata,
 )
+from gatebot.textinput import MAX_QUERY, MAX_REFERENCE, clean_text
 
 __all__ = [
     "CATALOG_REFRESHED_KEY",
@@ -56,6 +57,7 @@ __all__ = [
     "catalog_refreshed_at",
     "external_ref_exists",
     "find_order",
+    "find_orders",
     "get_order",
     "get_product",
     "history",
@@ -88,6 +90,11 @@ MAX_ORDER_NUMBER: Final = 2**31 - 1
 MAX_REF_LENGTH: Final = 64
 #: kv key under which replace_catalog records when the catalog was last refreshed.
 CATALOG_REFRESHED_KEY: Final = "store.catalog_refreshed_at"
+
+#: Shortest Gate-id prefix a lookup searches by (a receipt shows the first 8 characters).
+MIN_GATE_PREFIX: Final = 8
+#: Most orders a fuzzy lookup returns (the caller lists them and asks for a better reference).
+MAX_LOOKUP_MATCHES: Final = 10
 
 _IN_CHUNK = 500  # bound on IN (...) list sizes
 _NUMBER_RE = re.compile(r"#?\s*(\d{1,10})")
@@ -163,8 +170,11 @@ def order_by_draft(s: Session, draft_id: str) -> Order | None:
 
 
 def normalize_ref(ref: str) -> str:
-    """Strip whitespace and surrounding ``<...>``/backticks as pasted from Slack: `` `<#12>` `` -> ``#12``."""
-    text = ref.strip()
+    """Strip whitespace and surrounding ``<...>``/backticks as pasted from Slack: `` `<#12>` `` -> ``#12``.
+
+    Control characters (a NUL is a ``DataError`` on PostgreSQL) and lone surrogates are dropped first.
+    """
+    text = clean_text(ref, limit=MAX_REFERENCE, clip=True)
     while len(text) >= 2 and ((text[0] == "<" and text[-1] == ">") or (text[0] == "`" and text[-1] == "`")):
         text = text[1:-1].strip()
     return text
@@ -232,6 +242,42 @@ def find_order(s: Session, ref: str) -> Order | None:
         return 3
 
     return min(matches, key=lambda order: (rank(order), order.id or 0))
+
+
+def _starts_with(s: Session, column: ColumnElement[str | None], prefix: str) -> ColumnElement[bool]:
+    """``column`` starts with ``prefix`` (``%`` and ``_`` in it are literal), answered from an index.
+
+    PostgreSQL answers ``LIKE 'prefix%'`` from a ``varchar_pattern_ops`` index whatever its collation
+    (migration 0003). SQLite's LIKE ignores case and so cannot use the column's index; the byte-wise
+    range on it can, and the LIKE keeps the match exact.
+    """
+    like = column.like(_like_escape(prefix) + "%", escape="\\")
+    if s.get_bind().dialect.name == "sqlite":
+        return and_(column >= prefix, column < prefix + "\U0010ffff", like)
+    return like
+
+
+def find_orders(s: Session, ref: str, *, limit: int = MAX_LOOKUP_MATCHES) -> list[Order]:
+    """The orders a person may mean by ``ref``, as typed or pasted: newest first, at most ``limit``.
+
+    An exact match (:func:`find_order`'s rules) is the only answer when there is one. Otherwise: the
+    external_ref without regard to case (``inv-1001`` finds ``INV-1001``; expression index on
+    ``lower(external_ref)``), and Gate ids starting with ``ref`` (at least :data:`MIN_GATE_PREFIX`
+    characters, as on a receipt). Several matches are all returned — the caller lists them rather than
+    guess. Every condition is an index search, so this stays fast on a million orders.
+    """
+    exact = find_order(s, ref)
+    if exact is not None:
+        return [exact]
+    text = normalize_ref(ref)
+    if not text or len(text) > MAX_REF_LENGTH:
+        return []
+    conditions: list[ColumnElement[bool]] = [func.lower(col(Order.external_ref)) == text.lower()]
+    if len(text) >= MIN_GATE_PREFIX:
+        gate_id = cast("ColumnElement[str | None]", col(Order.gate_order_id))
+        conditions += [_starts_with(s, gate_id, variant) for variant in dict.fromkeys((text, text.lower()))]
+    statement = select(Order).where(or_(*conditions)).order_by(col(Order.id).desc()).limit(limit)
+    return list(s.exec(statement).all())
 
 
 def external_ref_exists(s: Session, ref: str) -> bool:
@@ -579,7 +625,8 @@ def search_products(s: Session, query: str, *, limit: int = 100, active_only: bo
 
     An empty query lists everything; a number also matches the product with that id.
     """
-    words = query.lower().split()
+    query = clean_text(query, limit=MAX_QUERY, clip=True)  # a 20,000-word paste must not build the SQL
+    words = list(dict.fromkeys(query.lower().split()))
     statement = select(CatalogProduct)
     if active_only:
         statement = statement.where(col(CatalogProduct.is_active).is_(True))

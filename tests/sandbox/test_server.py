@@ -8,10 +8,12 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 
 import httpx
 import pytest
 
+import gatebot.sandbox.__main__ as sandbox_main
 from gatebot.clock import ManualClock
 from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY
 from gatebot.sandbox.__main__ import build_parser, config_from_args, main
@@ -90,6 +92,24 @@ def test_arguments_become_a_config() -> None:
     assert (defaults.api_key, defaults.agent_id, args.port) == (SANDBOX_API_KEY, SANDBOX_AGENT_ID, 0)
 
 
+def test_help_names_the_command_people_run() -> None:
+    assert build_parser().format_help().startswith("usage: gatebot sandbox ")
+
+
+def test_the_ready_line_says_which_key_the_sandbox_accepts(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    def fake_serve(config: object, *, on_ready: Callable[[str], None], **_: object) -> None:
+        on_ready("http://127.0.0.1:8099")
+
+    monkeypatch.setattr(sandbox_main, "serve", fake_serve)
+    assert main([]) == 0
+    assert capsys.readouterr().out == (f"Gate sandbox listening on http://127.0.0.1:8099 "
+                                       f"(agent_id {SANDBOX_AGENT_ID}, API key {SANDBOX_API_KEY})\n")
+    assert main(["--api-key", "k-private"]) == 0
+    line = capsys.readouterr().out
+    assert "k-private" not in line and "API key as given with --api-key" in line
+
+
 def test_out_of_range_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--error-rate", "2"])
@@ -115,7 +135,7 @@ def test_python_dash_m_serves_and_prints_its_url() -> None:
         line = proc.stdout.readline()
         assert line.startswith("Gate sandbox listening on http://127.0.0.1:")
         assert str(SANDBOX_AGENT_ID) in line
-        assert SANDBOX_API_KEY not in line
+        assert f"API key {SANDBOX_API_KEY})" in line
         url = line.split()[4]
         response = httpx.get(f"{url}/health", timeout=10)
         assert response.status_code == 200 and response.json() == {"status": "ok"}

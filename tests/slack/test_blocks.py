@@ -13,7 +13,7 @@ from slack_sdk.models.blocks import Block as SdkBlock
 from slack_sdk.models.views import View as SdkView
 
 from gatebot.config import Thresholds
-from gatebot.gate.models import Balance, CustomerAccountField, Deposit
+from gatebot.gate.models import Balance, CustomerAccountField, Deposit, ProductKind, product_kind
 from gatebot.money import Money
 from gatebot.slack import ids
 from gatebot.slack.blocks import (
@@ -123,6 +123,11 @@ class FakeProduct:
     margin: Decimal | None = Decimal("0.25")
     is_active: bool = True
     account_fields_json: Any = None
+
+    @property
+    def kind(self) -> ProductKind:  # the store's CatalogProduct.kind, with the same core rule
+        return product_kind(self.type_code, price=self.price, min_amount=self.min_amount,
+                            max_amount=self.max_amount, publishes_account_fields=bool(self.account_fields_json))
 
 
 TOPUP = FakeProduct()
@@ -256,7 +261,7 @@ def test_order_message_explains_each_outcome_and_what_happens_next():
 
 
 def test_order_message_accepts_a_strenum_status_and_shows_voucher_quantity():
-    msg = order_message(FakeOrder(status=Status.PENDING, product_type="redeem_card", quantity=3))
+    msg = order_message(FakeOrder(status=Status.PENDING, product_type="redeem_card", amount=None, quantity=3))
     assert f"voucher {TIMES} 3" in _text_of(msg) and ids.ORDER_REFRESH in _text_of(msg)
 
 
@@ -297,7 +302,8 @@ def test_delivery_dm_is_the_one_message_with_the_code_but_its_fallback_has_none(
 
 def test_delivery_dm_lists_many_vouchers_and_survives_huge_content():
     vouchers = [{"code": f"{CODE}-{n}", "pin": f"{n:04d}"} for n in range(100)]
-    msg = order_delivery_dm(completed_order(quantity=100, product_type="redeem_card"), {"vouchers": vouchers})
+    order = completed_order(quantity=100, product_type="redeem_card", amount=None)
+    msg = order_delivery_dm(order, {"vouchers": vouchers})
     check_message(msg)
     body = _text_of(msg)
     assert all(f"{CODE}-{n}" in body for n in range(100))
@@ -885,7 +891,7 @@ def test_modal_errors_maps_core_fields_to_block_ids():
         "account.steam_login": "Unknown login",
         "balance": "Not enough USD balance",
     }
-    assert modal_errors(core, product_type="direct_top_up") == {
+    assert modal_errors(core, kind=ProductKind.TOP_UP) == {
         ids.ORDER_PRODUCT: "Product is inactive",
         ids.ORDER_AMOUNT: "Must be a multiple of 5; Not enough USD balance",
         ids.ORDER_QUANTITY: "Too many",
@@ -893,7 +899,7 @@ def test_modal_errors_maps_core_fields_to_block_ids():
         ids.ORDER_ACCOUNT_FREE: "Unparseable",
         "order_acct__steam_login": "Unknown login",
     }
-    assert modal_errors({"balance": "Not enough"}, product_type="redeem_card") == {
+    assert modal_errors({"balance": "Not enough"}, kind=ProductKind.VOUCHER) == {
         ids.ORDER_QUANTITY: "Not enough"
     }
 
@@ -908,7 +914,7 @@ def test_modal_errors_only_names_blocks_the_view_has():
             "surprise": "Odd",
             "balance": "Not enough",
         },
-        product_type="direct_top_up",
+        kind=ProductKind.TOP_UP,
         block_ids=present,
     )
     assert mapped == {
@@ -1129,7 +1135,7 @@ def test_alert_message_drops_bad_links_and_bounds_hostile_text():
 
 
 def test_no_builder_but_the_dm_and_detail_with_content_carries_a_code():
-    order = completed_order(product_name="Google Play 25", product_type="redeem_card")
+    order = completed_order(product_name="Google Play 25", product_type="redeem_card", amount=None)
     history = [FakeHistory()]
     outputs = [
         order_message(order, history_tail=history),

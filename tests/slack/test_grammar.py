@@ -253,3 +253,22 @@ def test_bad_export_arguments_are_explained(text, message):
     with pytest.raises(GrammarError) as err:
         parse(text)
     assert err.value.message.startswith(message)
+
+
+# -- hostile text (ISSUE 10 hole 8): the one sanitiser runs before anything else ----------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("order INV-1\x00", Command("order", ("INV-1",))),
+    ("order\x00 INV-1", Command("order", ("INV-1",))),
+    ("order INV-1\ud800", Command("order", ("INV-1",))),
+    ("products steam\x07\tgift", Command("products", ("steam", "gift"))),
+])
+def test_control_characters_never_reach_an_argument(text, expected):
+    assert parse(text) == expected
+
+
+def test_a_huge_command_is_one_clear_error():
+    err = _error("products " + "steam " * 20_000)
+    assert err.message == "That command is too long (at most 1000 characters)."
+    assert err.usage == GENERAL_USAGE

@@ -19,11 +19,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from gatebot.gate.models import CustomerAccountField
+from gatebot.gate.models import CustomerAccountField, ProductKind
 from gatebot.money import Money, MoneyError
 
 __all__ = [
-    "AMOUNT_TYPES",
     "ELLIPSIS",
     "EN_DASH",
     "FINAL_STATUSES",
@@ -54,7 +53,6 @@ __all__ = [
     "order_ref",
     "plain",
     "price_text",
-    "product_kind",
     "section",
     "slack_date",
     "status_display",
@@ -82,8 +80,6 @@ MAX_HEADER = 150
 MAX_BUTTON_TEXT = 75
 MAX_CONTEXT_ELEMENTS = 10
 
-#: Product types whose order carries an amount (and a customer account) rather than a quantity.
-AMOUNT_TYPES = frozenset({"direct_top_up", "direct_transfer"})
 #: Order statuses after which nothing changes (``rejected`` is ours: Gate refused it with a 4xx).
 FINAL_STATUSES = frozenset({"completed", "failed", "rejected"})
 
@@ -175,6 +171,8 @@ class ProductView(Protocol):
     @property
     def type_code(self) -> str | None: ...
     @property
+    def kind(self) -> ProductKind: ...
+    @property
     def currency(self) -> str: ...
     @property
     def region_code(self) -> str | None: ...
@@ -202,6 +200,8 @@ class HealthCheck:
     ok: bool
     detail: str = ""
     checked_at: datetime | None = None
+    #: What ``checked_at`` is, shown before it as a Slack date: "checked", "last success", "lease until".
+    at_label: str = "checked"
 
 
 def account_fields_of(product: ProductView) -> list[CustomerAccountField] | None:
@@ -331,17 +331,9 @@ _STATUS = {
     "rejected": (":no_entry:", "Rejected"),
 }
 
-_KIND = {"redeem_card": "voucher", "direct_top_up": "top-up", "direct_transfer": "transfer"}
-
-
 def status_display(status: str) -> tuple[str, str]:
     """``(emoji, label)`` for an order status; an unknown status is shown as itself."""
     return _STATUS.get(str(status), (":grey_question:", truncate(str(status), 40)))
-
-
-def product_kind(type_code: str | None) -> str:
-    """``voucher`` / ``top-up`` / ``transfer`` (or the raw code)."""
-    return _KIND.get(type_code or "", type_code or "product")
 
 
 def order_ref(order: OrderView) -> str:
@@ -444,7 +436,7 @@ def message(text: str, blocks: list[Block]) -> Message:
 def price_text(product: ProductView) -> str:
     """``USD 25.00`` for a voucher; ``USD 5`` en dash ``100`` (min to max) for a top-up. Plain text."""
     currency = product.currency
-    if product.type_code in AMOUNT_TYPES:
+    if product.kind is ProductKind.TOP_UP:
         low, high = product.min_amount, product.max_amount
         if low is not None and high is not None:
             return f"{currency} {format_number(low)}{EN_DASH}{format_number(high)}"
@@ -468,7 +460,7 @@ def match_products(products: Iterable[ProductView], query: str, *,
         if active_only and not product.is_active:
             continue
         haystack = " ".join((product.name, product.slug or "", product.region_code or "",
-                             product_kind(product.type_code), product.currency, str(product.id))).lower()
+                             product.kind, product.type_code or "", product.currency, str(product.id))).lower()
         if all(word in haystack for word in words):
             found.append(product)
     return sorted(found, key=lambda p: (not p.is_active, p.name.lower(), p.id))

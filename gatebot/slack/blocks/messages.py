@@ -16,11 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from gatebot.config import Thresholds
-from gatebot.gate.models import Balance, Deposit
+from gatebot.gate.models import Balance, Deposit, ProductKind, order_kind
 from gatebot.money import Money, MoneyError
 from gatebot.slack import ids
 from gatebot.slack.blocks.common import (
-    AMOUNT_TYPES,
     FINAL_STATUSES,
     MAX_MESSAGE_BLOCKS,
     TIMES,
@@ -46,7 +45,6 @@ from gatebot.slack.blocks.common import (
     message,
     order_ref,
     price_text,
-    product_kind,
     section,
     slack_date,
     status_display,
@@ -96,10 +94,11 @@ def _name(order: OrderView) -> str:
 
 
 def _reason(order: OrderView) -> str:
-    """``: <reason> (`code`)`` or ``""``."""
+    """``: <reason> (`code`)`` or ``""`` — without the reason's own full stop: the sentence ends it."""
     text = ""
-    if order.status_reason:
-        text += f": {esc(truncate(order.status_reason, REASON_LIMIT))}"
+    reason = (order.status_reason or "").strip().rstrip(".").rstrip()
+    if reason:
+        text += f": {esc(truncate(reason, REASON_LIMIT))}"
     if order.error_code:
         text += f" ({code(order.error_code, 60)})"
     return text
@@ -135,8 +134,8 @@ def status_explanation(order: OrderView, *, resume_on_deposit: bool = True) -> s
 
 def _what(order: OrderView) -> str:
     """``top-up USD 10.00`` / ``voucher`` times ``2`` (escaped)."""
-    kind = product_kind(order.product_type)
-    if order.product_type in AMOUNT_TYPES:
+    kind = order_kind(order.amount)
+    if kind is ProductKind.TOP_UP:
         return f"{kind} {esc(format_money(order.amount, order.currency))}"
     return f"{kind} {TIMES} {order.quantity or 1}"
 
@@ -255,8 +254,26 @@ def _content_lines(content: Mapping[str, Any], prefix: str = "") -> list[str]:
     return lines
 
 
+def _pairs(item: Mapping[str, Any]) -> set[tuple[str, str]]:
+    return {(str(k).lower(), str(v)) for k, v in item.items() if not isinstance(v, Mapping | list | tuple)}
+
+
+def _without_repeats(content: Mapping[str, Any]) -> dict[str, Any]:
+    """``content`` with each code listed once. Gate puts the first voucher's code and PIN at the top as
+    well as under ``vouchers``: a list holding only that voucher is dropped (the top shows it); with
+    several vouchers, the top-level copies are dropped instead (the list shows them all)."""
+    top = _pairs(content)
+    out = {k: v for k, v in content.items()
+           if not (isinstance(v, list | tuple) and len(v) == 1 and isinstance(v[0], Mapping)
+                   and _pairs(v[0]) and _pairs(v[0]) <= top)}
+    listed = {pair for value in out.values() if isinstance(value, list | tuple)
+              for item in value if isinstance(item, Mapping) for pair in _pairs(item)}
+    return {k: v for k, v in out.items()
+            if isinstance(v, Mapping | list | tuple) or (str(k).lower(), str(v)) not in listed}
+
+
 def _content_blocks(order: OrderView, content: Mapping[str, Any], *, max_blocks: int) -> list[Block]:
-    lines = _content_lines(content)
+    lines = _content_lines(_without_repeats(content))
     if not lines:
         return [section("Gate sent no code or details with this order. Support can check it with "
                         f"`{ids.COMMAND} order {order_ref(order)}`.")]
@@ -287,7 +304,7 @@ def order_detail(order: OrderView, history: Sequence[HistoryView], *,
         section(f"{_title(order)}\n{status_explanation(order, resume_on_deposit=resume_on_deposit)}"),
     ]
     fields = [
-        field("Product", f"{_name(order)} ({product_kind(order.product_type)}"
+        field("Product", f"{_name(order)} ({order_kind(order.amount)}"
                          + (f", id {order.product_id})" if order.product_id is not None else ")")),
         field("Order", _what(order)),
         field("Estimated cost", esc(format_money(order.estimated_cost, order.currency))),
@@ -481,7 +498,7 @@ def products_message(products: Iterable[ProductView], query: str = "") -> Messag
                               if query.strip() else "The catalog is empty — it refreshes on a schedule."))
         return message(f"{esc(title)}: none", blocks)
     lines = [
-        f"• *{esc(truncate(p.name, NAME_LIMIT))}* · {product_kind(p.type_code)} {esc(price_text(p))}"
+        f"• *{esc(truncate(p.name, NAME_LIMIT))}* · {p.kind} {esc(price_text(p))}"
         + (f" · {esc(truncate(p.region_code, 10))}" if p.region_code else "")
         + f" · id {p.id}" + ("" if p.is_active else " · _inactive_")
         for p in found[:MAX_PRODUCT_ROWS]
@@ -489,7 +506,10 @@ def products_message(products: Iterable[ProductView], query: str = "") -> Messag
     if len(found) > MAX_PRODUCT_ROWS:
         lines.append(f"_…and {len(found) - MAX_PRODUCT_ROWS} more: search with more words._")
     blocks += line_sections(lines, max_blocks=MAX_MESSAGE_BLOCKS - 2)
-    blocks.append(context(f"Order one with `{ids.COMMAND} buy <search>`."))
+    example = found[0].id if found[0].is_active else next((p.id for p in found if p.is_active), None)
+    if example is not None:
+        blocks.append(context(f"Order one with `{ids.COMMAND} buy` and its name or id, e.g. "
+                              f"`{ids.COMMAND} buy {example}`."))
     return message(f"{esc(title)}: {len(found)} found", blocks)
 
 
@@ -510,7 +530,7 @@ def health_lines(checks: Sequence[HealthCheck]) -> tuple[str, list[str]]:
         else:
             line += " — ok" if check.ok else " — failing"
         if check.checked_at:
-            line += f" · checked {slack_date(check.checked_at)}"
+            line += f" · {esc(check.at_label)} {slack_date(check.checked_at)}"
         lines.append(line)
     return summary, lines
 

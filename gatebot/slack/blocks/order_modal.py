@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, TypedDict
 
-from gatebot.gate.models import CustomerAccountField
+from gatebot.gate.models import CustomerAccountField, ProductKind, unorderable_reason
 from gatebot.money import Money, MoneyError, minor_units
 from gatebot.slack import ids
 from gatebot.slack.blocks.common import (
-    AMOUNT_TYPES,
     TIMES,
     Block,
     ProductView,
@@ -42,7 +41,6 @@ from gatebot.slack.blocks.common import (
     match_products,
     plain,
     price_text,
-    product_kind,
     section,
     truncate,
 )
@@ -149,7 +147,7 @@ def decode_metadata(text: str) -> ModalMetadata:
 def product_option(product: ProductView) -> dict[str, Any]:
     """``Steam Wallet Top Up · top-up USD 5-100`` (≤ 75 chars; the name is cut first), value = id."""
     name = " ".join(product.name.split())  # one line, whatever the catalog holds
-    suffix = f" · {product_kind(product.type_code)} {price_text(product)}"
+    suffix = f" · {product.kind} {price_text(product)}"
     room = MAX_OPTION_TEXT - len(suffix)
     text = (truncate(name, room) + suffix) if room >= 12 else truncate(name + suffix, MAX_OPTION_TEXT)
     return {"text": plain(text, MAX_OPTION_TEXT), "value": str(product.id)}
@@ -290,7 +288,9 @@ def order_modal(*, metadata: ModalMetadata, product: ProductView | None = None,
     blocks: list[Block] = [_input(ids.ORDER_PRODUCT, "Product", select, dispatch_action=True)]
     if product is None:
         blocks.append(context("Pick a product: the form then shows what that product needs."))
-    elif product.type_code in AMOUNT_TYPES:
+    elif product.kind is ProductKind.UNKNOWN:
+        blocks.append(section(f":no_entry: {esc(unorderable_reason(truncate(product.name, 150)))}"))
+    elif product.kind is ProductKind.TOP_UP:
         number = _amount_input(product, values.get(ids.ORDER_AMOUNT))
         blocks.append(_input(ids.ORDER_AMOUNT, f"Amount ({truncate(product.currency, 10)})", number,
                              hint=_amount_hint(product, margin if margin is not None else product.margin)))
@@ -445,7 +445,9 @@ def parse_order_form(
         errors[ids.ORDER_PRODUCT] = "The form hasn't caught up with this product yet: pick it again."
     else:
         draft["product_id"] = product.id
-    if product is not None and product.type_code in AMOUNT_TYPES:
+    if product is not None and product.kind is ProductKind.UNKNOWN:
+        errors[ids.ORDER_PRODUCT] = truncate(unorderable_reason(product.name), 300)
+    elif product is not None and product.kind is ProductKind.TOP_UP:
         amount, problem = _parse_amount(values.get(ids.ORDER_AMOUNT), product.currency)
         draft["amount"] = amount
         if problem:
@@ -479,17 +481,17 @@ def parse_order_form(
     return draft, errors
 
 
-def modal_errors(errors: Mapping[str, str], *, product_type: str | None = None,
+def modal_errors(errors: Mapping[str, str], *, kind: ProductKind | None = None,
                  block_ids: Collection[str] | None = None) -> dict[str, str]:
     """Map the core's validation errors (keys ``product``, ``amount``, ``quantity``, ``external_ref``,
     ``account``, ``account.<name>``, ``balance``) to the form's input block ids.
 
     ``balance`` goes on the amount block for top-ups and the quantity block for vouchers (hence
-    ``product_type``). Slack refuses an ``errors`` answer naming a block the view lacks, so when
+    ``kind``, the product's). Slack refuses an ``errors`` answer naming a block the view lacks, so when
     ``block_ids`` (the view's input blocks) is given, an error whose block is missing moves to one that
     exists: ``account.<name>`` to the free-form box, anything else to the product block.
     """
-    amount_based = product_type in AMOUNT_TYPES
+    amount_based = kind is ProductKind.TOP_UP
     simple = {"product": ids.ORDER_PRODUCT, "amount": ids.ORDER_AMOUNT, "quantity": ids.ORDER_QUANTITY,
               "external_ref": ids.ORDER_EXTERNAL_REF, "account": ids.ORDER_ACCOUNT_FREE,
               "balance": ids.ORDER_AMOUNT if amount_based else ids.ORDER_QUANTITY}
@@ -526,8 +528,8 @@ def confirm_view(*, product: ProductView, draft: DraftFields, metadata: ModalMet
     Account values are shown whole: only the requester sees this view, and they must check them.
     """
     cur = product.currency
-    fields = [field("Product", f"{esc(truncate(product.name, 150))} ({product_kind(product.type_code)})")]
-    if product.type_code in AMOUNT_TYPES:
+    fields = [field("Product", f"{esc(truncate(product.name, 150))} ({product.kind})")]
+    if product.kind is ProductKind.TOP_UP:
         fields.append(field("Amount", esc(format_money(draft["amount"], cur))))
     else:
         fields.append(field("Quantity", f"{draft['quantity']} {TIMES} {esc(price_text(product))}"))

@@ -60,16 +60,20 @@ def _denied(deps: Deps, viewer: str, target: str | None) -> Message:
 async def order_lookup(deps: Deps, *, viewer: str, ref: str, roles: Iterable[str] | None = None) -> Message:
     """What ``viewer`` gets for ``/gate order <ref>`` (details, a polite refusal, or "not found")."""
     have = frozenset(roles) if roles is not None else await deps.roles.of(viewer)
-    order = deps.orders.find(ref)
+    matches = deps.orders.lookup(ref)
     support = ROLE_SUPPORT in have
-    if order is None:
+    if not matches:
         if not support:
             return _denied(deps, viewer, truncate(ref, 120))
-        return error_message(f"No order matches {ref}. Give its #number, Gate order id, external ref or "
-                             "idempotency key.", usage=f"{ids.COMMAND} order <ref>")
-    if not support and order.requester != viewer:
-        return _denied(deps, viewer, order.number)
-    return order_detail_for(deps, order, viewer=viewer, roles=have)
+        return error_message(f"No order matches {ref}. Give its #number, Gate order id (or its first 8 "
+                             "characters), external ref or idempotency key.", usage=f"{ids.COMMAND} order <ref>")
+    visible = matches if support else [o for o in matches if o.requester == viewer]
+    if not visible:
+        return _denied(deps, viewer, matches[0].number if len(matches) == 1 else truncate(ref, 120))
+    if len(visible) == 1:
+        return order_detail_for(deps, visible[0], viewer=viewer, roles=have)
+    return with_note(orders_list(visible, f"Orders matching {truncate(ref, 60)}"),
+                     f"{len(visible)} orders match {code(ref, 80)}: pick one with its #number.")
 
 
 def order_detail_for(deps: Deps, order: Order, *, viewer: str, roles: Iterable[str]) -> Message:

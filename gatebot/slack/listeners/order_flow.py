@@ -36,9 +36,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from gatebot import gate
+from gatebot.gate.models import ProductKind
 from gatebot.orders import GateDown, OrderDraft, OrderInvalid
 from gatebot.slack import ids
-from gatebot.slack.blocks.common import AMOUNT_TYPES, context, match_products, truncate
+from gatebot.slack.blocks.common import context, match_products, truncate
 from gatebot.slack.blocks.messages import denied_message, error_message
 from gatebot.slack.blocks.order_modal import (
     DraftFields,
@@ -59,6 +60,7 @@ from gatebot.slack.listeners import SLACK_FAILURES, Reply, acked_first, dm, erro
 from gatebot.store import repo
 from gatebot.store.crypto import CipherError, open_json, seal_json
 from gatebot.store.models import CatalogProduct
+from gatebot.textinput import MAX_QUERY, clean_text
 
 __all__ = ["draft_key", "open_order_modal", "register", "search_catalog"]
 
@@ -126,17 +128,13 @@ def _circuit_open(deps: Deps) -> bool:
         return False  # the order pipeline reports a database problem itself
 
 
-def _is_amount_based(product: CatalogProduct) -> bool:
-    return product.type_code in AMOUNT_TYPES
-
-
 def _modal(deps: Deps, meta: ModalMetadata, product: CatalogProduct | None,
            values: dict[str, str] | None = None) -> dict[str, Any]:
     """The order modal for ``product`` (its inputs: amount + account fields, or quantity)."""
     if product is None:
         view = order_modal(metadata=dataclasses.replace(meta, product_id=None), values=values)
     else:
-        fields = deps.orders.fields_for(product) if _is_amount_based(product) else None
+        fields = deps.orders.fields_for(product) if product.kind is ProductKind.TOP_UP else None
         margin = product.margin if product.margin is not None else deps.settings.gatebot_topup_margin
         view = order_modal(metadata=dataclasses.replace(meta, product_id=product.id), product=product,
                            account_fields=fields, values=values, margin=margin)
@@ -216,7 +214,8 @@ def _new_order_button(deps: Deps) -> Any:
 
 def _options(deps: Deps) -> Any:
     async def product_options_load(ack: AsyncAck, payload: dict[str, Any]) -> None:
-        query = str(payload.get("value") or "")
+        # An options load cannot show an error: a long or hostile query is cleaned and cut instead.
+        query = clean_text(str(payload.get("value") or ""), limit=MAX_QUERY, clip=True)
         await ack(options=product_options(search_catalog(deps, query, active_only=True), query)["options"])
 
     return product_options_load
@@ -268,7 +267,8 @@ def _review(deps: Deps) -> Any:
                 ids.ORDER_PRODUCT: "Only people with the ops role can place orders; ask a gatebot admin."})
             return
         product = deps.orders.product(meta.product_id) if meta.product_id is not None else None
-        fields = deps.orders.fields_for(product) if product is not None and _is_amount_based(product) else None
+        fields = (deps.orders.fields_for(product)
+                  if product is not None and product.kind is ProductKind.TOP_UP else None)
         state = view.get("state", {}).get("values", {})
         parsed, errors = parse_order_form(state, product, fields)
         if errors or product is None:
@@ -283,7 +283,7 @@ def _review(deps: Deps) -> Any:
             quote = await deps.orders.quote(draft, balance_wait=deps.balance_wait)
         except OrderInvalid as exc:
             await ack(response_action="errors",
-                      errors=modal_errors(exc.errors, product_type=product.type_code, block_ids=blocks))
+                      errors=modal_errors(exc.errors, kind=product.kind, block_ids=blocks))
             return
         except GateDown as exc:
             await ack(response_action="errors", errors={ids.ORDER_PRODUCT: truncate(str(exc), 300)})
