@@ -92,6 +92,9 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     write lock instead of failing at once). An in-memory database is shared by all sessions of the
     engine. PostgreSQL: the psycopg 3 driver, with ``pool_pre_ping`` so a restarted server or a dropped
     idle connection costs a reconnect, not a failed request.
+
+    Both: ``hide_parameters``, so a failed statement's exception (and any traceback or log line made
+    from it) names the SQL but never its values: they can hold customer accounts and voucher codes.
     """
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
@@ -101,11 +104,11 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
             kwargs["poolclass"] = StaticPool
         elif parsed.database:
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, echo=echo, **kwargs)
+        engine = create_engine(parsed, echo=echo, hide_parameters=True, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine
     if backend == "postgresql":
-        return create_engine(parsed, echo=echo, pool_pre_ping=True)
+        return create_engine(parsed, echo=echo, hide_parameters=True, pool_pre_ping=True)
     raise ValueError(f"unsupported database URL {parsed.render_as_string()!r}: use sqlite:/// or postgresql://")
 
 

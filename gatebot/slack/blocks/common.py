@@ -329,6 +329,7 @@ _STATUS = {
     "completed": (":white_check_mark:", "Completed"),
     "failed": (":x:", "Failed"),
     "rejected": (":no_entry:", "Rejected"),
+    "needs_attention": (":warning:", "Needs attention"),
 }
 
 _KIND = {"redeem_card": "voucher", "direct_top_up": "top-up", "direct_transfer": "transfer"}

@@ -1,0 +1,75 @@
+"""Inconsistencies the pipeline must surface instead of crashing: a Gate order id that another of our
+orders already holds, and two intents racing for the same ``external_ref`` (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from gatebot.orders import OrderDraft, OrderInvalid
+from gatebot.store import repo
+from gatebot.store.models import OrderStatus
+
+from .conftest import Pipeline
+
+STEAM_20 = 101
+
+
+def draft(**kw: object) -> OrderDraft:
+    kw.setdefault("requester", "U123")
+    return OrderDraft(product=STEAM_20, **kw)  # type: ignore[arg-type]
+
+
+async def test_a_gate_order_id_held_by_another_order_needs_attention(
+        pipeline: Pipeline, caplog: pytest.LogCaptureFixture) -> None:
+    first = await pipeline.service.place(draft(external_ref="A"))
+    assert first.status == OrderStatus.PENDING and first.gate_order_id
+    pipeline.sim.reset()  # a fresh Gate account hands out the same order ids again
+
+    caplog.set_level(logging.WARNING, "gatebot.orders")
+    second = await pipeline.service.place(draft(external_ref="B"))
+
+    assert second.status == OrderStatus.NEEDS_ATTENTION
+    assert second.gate_order_id is None
+    assert first.gate_order_id in (second.status_reason or "")
+    assert "#1" in (second.status_reason or "")
+    assert second.error_code == "gate_order_id_taken"
+    with pipeline.db.session() as s:
+        kept = repo.get_order(s, first.id or 0)
+    assert kept is not None and kept.gate_order_id == first.gate_order_id  # the first keeps its id
+    assert any("already held by order #1" in r.getMessage() for r in caplog.records)
+    assert [e.kind for e in pipeline.events][-1] == "order.needs_attention"
+
+
+async def test_recover_moves_a_conflicting_order_aside_and_goes_on(pipeline: Pipeline) -> None:
+    await pipeline.service.place(draft(external_ref="A"))
+    pipeline.sim.reset()
+    svc = pipeline.service
+    # Two intents left behind by a crash: the first will collide, the second must still be sent.
+    b = await svc.save_intent(await svc.quote(draft(external_ref="B")), draft(external_ref="B"))
+    c = await svc.save_intent(await svc.quote(draft(external_ref="C")), draft(external_ref="C"))
+
+    assert await svc.recover(everything=True) == 2
+
+    with pipeline.db.session() as s:
+        b_after, c_after = repo.get_order(s, b.id or 0), repo.get_order(s, c.id or 0)
+    assert b_after is not None and b_after.status == OrderStatus.NEEDS_ATTENTION
+    assert c_after is not None and c_after.status == OrderStatus.PENDING
+    assert await svc.recover(everything=True) == 0  # nothing more is sent for it
+    assert (await svc.track()).checked == 2
+
+
+async def test_two_intents_racing_for_one_external_ref(pipeline: Pipeline) -> None:
+    svc = pipeline.service
+    # Both validated before either is saved: the lost race must read like a sequential duplicate.
+    q1, q2 = await svc.quote(draft(external_ref="SAME")), await svc.quote(draft(external_ref="SAME"))
+    winner = await svc.save_intent(q1, draft(external_ref="SAME"))
+    with pytest.raises(OrderInvalid) as lost:
+        await svc.save_intent(q2, draft(external_ref="SAME"))
+    with pytest.raises(OrderInvalid) as sequential:
+        await svc.quote(draft(external_ref="SAME"))
+    assert lost.value.errors == sequential.value.errors
+    assert lost.value.errors["external_ref"].startswith(f"SAME is already used by order #{winner.id}")
+    with pipeline.db.session() as s:
+        assert len(repo.list_orders(s)) == 1
