@@ -237,9 +237,18 @@ class OrderService:
         """Fetch product types and every product (active or not) into the cached catalog."""
         types = {t.id: t.code for t in await self.gate.list_product_types()}
         products = [p async for p in self.gate.iter_products(page_size=100)]
-        with self.db.session() as s:
-            repo.replace_catalog(s, products, types, now=self.clock.now())
-            s.commit()
+        for attempt in (1, 2):
+            with self.db.session() as s:
+                try:
+                    repo.replace_catalog(s, products, types, now=self.clock.now())
+                    s.commit()
+                    break
+                except IntegrityError:
+                    # Another process (e.g. a parallel `gatebot buy` on an empty store) inserted the
+                    # same products first: start again over its rows, which then are updates.
+                    s.rollback()
+                    if attempt == 2:
+                        raise
         log.info("catalog refreshed: %d products", len(products))
         return len(products)
 

@@ -73,3 +73,30 @@ async def test_two_intents_racing_for_one_external_ref(pipeline: Pipeline) -> No
     assert lost.value.errors["external_ref"].startswith(f"SAME is already used by order #{winner.id}")
     with pipeline.db.session() as s:
         assert len(repo.list_orders(s)) == 1
+
+
+async def test_a_catalog_loaded_by_another_process_at_the_same_time(
+        pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import event, text
+    from sqlmodel import Session
+
+    with pipeline.db.session() as s:
+        s.execute(text("DELETE FROM catalog_products"))
+    products = [p async for p in pipeline.service.gate.iter_products(page_size=100)]
+    types = {t.id: t.code for t in await pipeline.service.gate.list_product_types()}
+    raced: list[bool] = []
+
+    def other_process_first(session: Session, *_: object) -> None:
+        # Between our read of the (empty) catalog and our inserts, another process inserts it all.
+        if not raced:
+            raced.append(True)
+            with pipeline.db.session() as other:
+                repo.replace_catalog(other, products, types, now=pipeline.clock.now())
+
+    event.listen(Session, "before_flush", other_process_first)
+    try:
+        assert await pipeline.service.refresh_catalog() == len(products)
+    finally:
+        event.remove(Session, "before_flush", other_process_first)
+    assert raced
+    assert pipeline.service.product(STEAM_20) is not None
