@@ -48,7 +48,7 @@ async def _probe(settings: Settings) -> int:
 
     from gatebot.gate import GateClient, GateError, RetryPolicy
     from gatebot.runtime import gate_transport
-    from gatebot.store.db import SchemaOutOfDate, check_schema, make_engine
+    from gatebot.store.db import SchemaOutOfDate, make_engine, prepare_schema
 
     ok = True
     where = "built-in sandbox (in-process)" if settings.uses_builtin_sandbox else settings.gate_api_url
@@ -73,7 +73,7 @@ async def _probe(settings: Settings) -> int:
     try:
         engine = make_engine(settings.database_url)
         try:
-            check_schema(engine)
+            prepare_schema(engine)  # SQLite: migrated on first use, as by every command
             print("  schema    up to date")
         finally:
             engine.dispose()

@@ -184,3 +184,9 @@ def test_where_the_builtin_sandbox_keeps_its_account(url: str, expected: Path | 
     from gatebot.config import Settings
 
     assert runtime.sandbox_state_path(Settings(database_url=url)) == expected
+
+
+def test_check_in_an_empty_folder_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "schema    up to date" in out and "All checks passed." in out
