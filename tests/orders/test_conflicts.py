@@ -9,7 +9,7 @@ import pytest
 
 from gatebot.orders import OrderDraft, OrderInvalid
 from gatebot.store import repo
-from gatebot.store.models import OrderStatus
+from gatebot.store.models import Order, OrderStatus
 
 from .conftest import Pipeline
 
@@ -100,3 +100,30 @@ async def test_a_catalog_loaded_by_another_process_at_the_same_time(
         event.remove(Session, "before_flush", other_process_first)
     assert raced
     assert pipeline.service.product(STEAM_20) is not None
+
+
+async def test_a_gate_order_id_taken_between_the_check_and_the_write(pipeline: Pipeline) -> None:
+    from sqlalchemy import event, text
+    from sqlmodel import Session
+
+    first = await pipeline.service.place(draft(external_ref="A"))
+    pipeline.sim.reset()
+    with pipeline.db.session() as s:  # as if the first order's answer were still being recorded
+        s.execute(text("UPDATE orders SET gate_order_id = NULL WHERE id = :id"), {"id": first.id})
+    recorded: list[bool] = []
+
+    def first_order_recorded_meanwhile(session: Session, *_: object) -> None:
+        # Fires when the second order's Gate id is about to be written, after the holder check.
+        if not recorded and any(isinstance(o, Order) and o.gate_order_id for o in session.dirty):
+            recorded.append(True)
+            with pipeline.db.session() as other:
+                other.execute(text("UPDATE orders SET gate_order_id = :g WHERE id = :id"),
+                              {"g": first.gate_order_id, "id": first.id})
+
+    event.listen(Session, "before_flush", first_order_recorded_meanwhile)
+    try:
+        second = await pipeline.service.place(draft(external_ref="B"))
+    finally:
+        event.remove(Session, "before_flush", first_order_recorded_meanwhile)
+    assert recorded
+    assert second.status == OrderStatus.NEEDS_ATTENTION and second.gate_order_id is None
