@@ -675,14 +675,12 @@ class OrderService:
         A Gate order id that another of our orders already holds is an inconsistency, not a crash:
         the order moves to ``needs_attention`` (see :meth:`_gate_id_taken`).
         """
-        holder = self._gate_id_holder(g.id, order_id)
-        if holder is None:
-            try:
-                return await self._record_gate_order(order_id, g, actor=actor)
-            except IntegrityError:
-                holder = self._gate_id_holder(g.id, order_id)  # taken by a concurrent writer since
-                if holder is None:
-                    raise
+        try:
+            return await self._record_gate_order(order_id, g, actor=actor)
+        except IntegrityError:  # the write was rolled back; the unique index on gate_order_id says who
+            holder = self._gate_id_holder(g.id, order_id)
+            if holder is None:
+                raise
         return await self._gate_id_taken(order_id, g.id, holder, actor=actor)
 
     def _gate_id_holder(self, gate_id: str, order_id: int) -> int | None:

@@ -102,7 +102,7 @@ async def test_a_catalog_loaded_by_another_process_at_the_same_time(
     assert pipeline.service.product(STEAM_20) is not None
 
 
-async def test_a_gate_order_id_taken_between_the_check_and_the_write(pipeline: Pipeline) -> None:
+async def test_a_gate_order_id_recorded_by_another_order_at_the_same_time(pipeline: Pipeline) -> None:
     from sqlalchemy import event, text
     from sqlmodel import Session
 
@@ -113,7 +113,7 @@ async def test_a_gate_order_id_taken_between_the_check_and_the_write(pipeline: P
     recorded: list[bool] = []
 
     def first_order_recorded_meanwhile(session: Session, *_: object) -> None:
-        # Fires when the second order's Gate id is about to be written, after the holder check.
+        # Fires when the second order's Gate id is about to be written: the first one's lands just before.
         if not recorded and any(isinstance(o, Order) and o.gate_order_id for o in session.dirty):
             recorded.append(True)
             with pipeline.db.session() as other:
