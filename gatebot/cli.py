@@ -1,7 +1,8 @@
 """The ``gatebot`` command line: a thin layer over the core (and the ops fallback when Slack is down).
 
 Exit codes: 0 success, 1 the operation failed (not found, refused by Gate...), 2 bad usage or
-configuration. Problems are printed as one line each, never as a traceback.
+configuration; ``buy`` also 3 (saved, outcome not settled yet: ``recover`` settles it). Problems are
+printed as one line each, never as a traceback.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ async def _probe(settings: Settings) -> int:
 
     from gatebot.gate import GateClient, GateError, RetryPolicy
     from gatebot.runtime import gate_transport
-    from gatebot.store.db import SchemaOutOfDate, check_schema, make_engine
+    from gatebot.store.db import SchemaOutOfDate, make_engine, prepare_schema
 
     ok = True
     where = "built-in sandbox (in-process)" if settings.uses_builtin_sandbox else settings.gate_api_url
@@ -94,7 +95,7 @@ async def _probe(settings: Settings) -> int:
     try:
         engine = make_engine(settings.database_url)
         try:
-            check_schema(engine)
+            prepare_schema(engine)  # SQLite: migrated on first use, as by every command
             print("  schema    up to date")
         finally:
             engine.dispose()
@@ -310,9 +311,7 @@ def cmd_buy(args: argparse.Namespace, settings: Settings) -> int:
         try:
             quote = await c.orders.quote(draft)
         except OrderInvalid as exc:
-            for fld, msg in exc.errors.items():
-                _print_err(f"{fld.replace('account.', '--account ')}: {msg}")
-            return 2
+            return _invalid_order(exc)
         except GateDown as exc:
             _print_err(str(exc))
             return 1
@@ -326,12 +325,39 @@ def cmd_buy(args: argparse.Namespace, settings: Settings) -> int:
             if answer.strip().lower() not in {"y", "yes"}:
                 print("Nothing was sent.")
                 return 1
-        order = await c.orders.save_intent(quote, draft)
+        try:
+            order = await c.orders.save_intent(quote, draft)
+        except OrderInvalid as exc:  # e.g. the same --ref placed by another command just now
+            return _invalid_order(exc)
         order = await c.orders.submit(order.id, actor=requester)
         print(order_text(order, c.orders.history(order.id), content=None))
-        return 0 if order.status not in ("rejected", "failed") else 1
+        code = BUY_EXIT.get(str(order.status), 1)
+        if code == EXIT_UNSETTLED:
+            _print_err(f"order #{order.id} is saved but not settled ({order.status}): do not place it again; "
+                       + ("it is sent again, with the same key, when a deposit posts"
+                          if order.status == "waiting_funds" else
+                          "`gatebot recover` settles it with the same key (no double charge)"))
+        return code
 
     return _run(settings, go)
+
+
+#: ``gatebot buy`` exits 3 when the order is saved but Gate's answer is not final yet.
+EXIT_UNSETTLED = 3
+BUY_EXIT = {"pending": 0, "completed": 0, "unknown": EXIT_UNSETTLED, "submitting": EXIT_UNSETTLED,
+            "waiting_funds": EXIT_UNSETTLED}
+BUY_EXIT_CODES = """exit codes:
+  0  Gate accepted the order (pending or completed)
+  1  nothing was placed, or Gate refused it (rejected, failed, needs attention)
+  2  bad usage: a wrong option or order field (nothing was sent), e.g. an --ref already used
+  3  the order is saved but its outcome is not settled yet (Gate did not answer clearly, or it
+     waits for funds): do not place it again; `gatebot recover` settles it with the same key"""
+
+
+def _invalid_order(exc: Any) -> int:
+    for fld, msg in exc.errors.items():
+        _print_err(f"{fld.replace('account.', '--account ')}: {msg}")
+    return 2
 
 
 def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
@@ -353,10 +379,17 @@ def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.store import repo
+    from gatebot.store.models import OrderStatus
+
     async def go(c: Any) -> int:
         n = await c.orders.recover(everything=True)
         result = await c.orders.track()
         print(f"re-drove {n} open order(s); tracked {result.checked} pending ({result.changed} changed)")
+        with c.db.session() as s:
+            stuck = repo.list_orders(s, status=[OrderStatus.NEEDS_ATTENTION], limit=20)
+        for order in stuck:
+            print(f"order #{order.id} ({order.external_ref}) needs attention: {order.status_reason}")
         return 0
 
     return _run(settings, go)
@@ -485,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", action="store_true", help="reload the catalog from Gate first")
     p.set_defaults(handler=cmd_products)
 
-    p = sub.add_parser("buy", help="place an order")
+    p = sub.add_parser("buy", help="place an order", epilog=BUY_EXIT_CODES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--product", required=True, help="product id or slug")
     p.add_argument("--amount", help="top-up amount, e.g. 25.00")
     p.add_argument("--quantity", help="voucher quantity (1-100)")

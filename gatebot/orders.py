@@ -11,7 +11,9 @@ Status machine (ours, see ``store.models.OrderStatus``)::
     submitting ─┬─> pending ──> completed | failed      (Gate's answers; tracked in bulk)
                 ├─> unknown ──> (recover: same key) ──> pending | rejected | waiting_funds
                 ├─> waiting_funds ──> (deposit posted: same key) ──> pending | ...
-                └─> rejected                             (a definitive 4xx, reason recorded)
+                ├─> rejected                             (a definitive 4xx, reason recorded)
+                └─> needs_attention                      (Gate's order id is held by another of our
+                                                          orders: logged, left to a person)
 
 Every transition goes through ``repo.set_status`` (appends history) and publishes an ``order.<status>``
 event on the bus; ``order.created`` is published when the intent is saved.
@@ -236,9 +238,18 @@ class OrderService:
         """Fetch product types and every product (active or not) into the cached catalog."""
         types = {t.id: t.code for t in await self.gate.list_product_types()}
         products = [p async for p in self.gate.iter_products(page_size=100)]
-        with self.db.session() as s:
-            repo.replace_catalog(s, products, types, now=self.clock.now())
-            s.commit()
+        for attempt in (1, 2):
+            with self.db.session() as s:
+                try:
+                    repo.replace_catalog(s, products, types, now=self.clock.now())
+                    s.commit()
+                    break
+                except IntegrityError:
+                    # Another process (e.g. a parallel `gatebot buy` on an empty store) inserted the
+                    # same products first: start again over its rows, which then are updates.
+                    s.rollback()
+                    if attempt == 2:
+                        raise
         log.info("catalog refreshed: %d products", len(products))
         return len(products)
 
@@ -458,10 +469,16 @@ class OrderService:
             except IntegrityError:
                 s.rollback()
                 existing = repo.order_by_draft(s, draft.draft_id) if draft.draft_id else None
-                if existing is None:
-                    raise
-                log.info("draft already placed as order #%s; not placing it twice", existing.id)
-                return existing
+                if existing is not None:
+                    log.info("draft already placed as order #%s; not placing it twice", existing.id)
+                    return existing
+                # A race lost to another intent with the same external_ref (checked before, taken since):
+                # the same answer as a sequential duplicate, from the same rule.
+                errors: dict[str, str] = {}
+                self._check_ref(ref, repo.find_order(s, ref), errors)
+                if errors:
+                    raise OrderInvalid(errors) from None
+                raise
         log.info("order #%s intent saved (%s, ref %s)", order.id, product.name, ref)
         await self._emit("order.created", order)
         return order
@@ -662,7 +679,37 @@ class OrderService:
             self._remember_balances(fetch.result())
 
     async def _apply_gate_order(self, order_id: int, g: gate.Order, *, actor: str) -> Order:
-        """Record what Gate says about an order (create answer, tracking). Never moves backwards."""
+        """Record what Gate says about an order (create answer, tracking). Never moves backwards.
+
+        A Gate order id that another of our orders already holds is an inconsistency, not a crash:
+        the order moves to ``needs_attention`` (see :meth:`_gate_id_taken`).
+        """
+        try:
+            return await self._record_gate_order(order_id, g, actor=actor)
+        except IntegrityError:  # the write was rolled back; the unique index on gate_order_id says who
+            holder = self._gate_id_holder(g.id, order_id)
+            if holder is None:
+                raise
+        return await self._gate_id_taken(order_id, g.id, holder, actor=actor)
+
+    def _gate_id_holder(self, gate_id: str, order_id: int) -> int | None:
+        """The number of *another* order holding ``gate_id``, or ``None``."""
+        with self.db.session() as s:
+            held = repo.orders_by_gate_ids(s, [gate_id]).get(gate_id)
+        return held.id if held is not None and held.id != order_id else None
+
+    async def _gate_id_taken(self, order_id: int, gate_id: str, holder: int, *, actor: str) -> Order:
+        """Gate answered with an order id our order ``holder`` holds: stop, say so, leave it to a person."""
+        log.warning("order #%s: Gate answered with order %s, already held by order #%s; "
+                    "moved to needs_attention (nothing more is sent for it)", order_id, gate_id, holder)
+        reason = (f"Gate answered with order {gate_id}, which our order #{holder} already holds, so one of "
+                  "the two records is wrong. Nothing more is sent or tracked for this order. Look both up at "
+                  "Gate (by this order's external_ref and by that id) and settle it by hand; if this order "
+                  "was not delivered, place it again with a new reference.")
+        return await self._transition(order_id, OrderStatus.NEEDS_ATTENTION, actor=actor, reason=reason,
+                                      error_code="gate_order_id_taken", allowed_from=OPEN_STATUSES)
+
+    async def _record_gate_order(self, order_id: int, g: gate.Order, *, actor: str) -> Order:
         status = {"completed": OrderStatus.COMPLETED, "failed": OrderStatus.FAILED}.get(
             g.status, OrderStatus.PENDING)
 
@@ -689,8 +736,9 @@ class OrderService:
                                   allowed_from=OPEN_STATUSES)
 
     async def _transition(self, order_id: int, status: OrderStatus, *, actor: str, reason: str,
-                          error_code: str | None) -> Order:
-        """Record a submit that got no order back (refused, waiting for funds, outcome unknown)."""
+                          error_code: str | None,
+                          allowed_from: frozenset[OrderStatus] = _SUBMITTABLE) -> Order:
+        """Record a submit that got no order back (refused, waiting for funds, outcome unknown...)."""
 
         def update(order: Order, now: datetime) -> None:
             order.error_code = error_code
@@ -698,7 +746,7 @@ class OrderService:
                 order.next_attempt_at = None
 
         return await self._record(order_id, status, actor=actor, reason=reason, update=update,
-                                  allowed_from=_SUBMITTABLE)
+                                  allowed_from=allowed_from)
 
     async def _record(self, order_id: int, status: OrderStatus, *, actor: str, reason: str,
                       update: Callable[[Order, datetime], None],

@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -21,11 +22,14 @@ from gatebot.gate import GateClient
 from gatebot.metrics import default_metrics
 from gatebot.orders import OrderService
 from gatebot.store.crypto import Cipher, cipher_from_key
-from gatebot.store.db import Database, check_schema, make_engine
+from gatebot.store.db import Database, is_memory_sqlite, make_engine, normalize_url, prepare_schema
 
-__all__ = ["Core", "build_cipher", "build_database", "core"]
+__all__ = ["SANDBOX_STATE_FILE", "Core", "build_cipher", "build_database", "core", "sandbox_state_path"]
 
 log = logging.getLogger(__name__)
+
+#: The built-in sandbox's state file when the store is not a SQLite file.
+SANDBOX_STATE_FILE = "gatebot.sandbox.json"
 
 
 @dataclass
@@ -52,21 +56,44 @@ def build_cipher(settings: Settings) -> Cipher:
 
 
 def build_database(settings: Settings, *, check: bool = True) -> Database:
+    """The store; ``check``: migrate it if it is SQLite, else refuse an out-of-date schema."""
     engine = make_engine(settings.database_url)
     if check:
-        check_schema(engine)
+        try:
+            prepare_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
     return Database(engine)
 
 
+def sandbox_state_path(settings: Settings) -> Path | None:
+    """Where the built-in sandbox keeps its account between processes.
+
+    Beside a SQLite store (``gatebot.db`` -> ``gatebot.sandbox.json``), so the store and the Gate
+    account it refers to live and go together. With PostgreSQL: ``gatebot.sandbox.json`` in the
+    working directory (the built-in sandbox is for trying gatebot out on one machine; set
+    ``GATE_API_URL`` to share a Gate between machines). An in-memory SQLite store: none (the sandbox
+    lives as long as the process, like the store).
+    """
+    url = normalize_url(settings.database_url)
+    if url.get_backend_name() != "sqlite":
+        return Path(SANDBOX_STATE_FILE)
+    if is_memory_sqlite(url):
+        return None
+    db_path = Path(url.database or "").expanduser()
+    return db_path.with_name(db_path.stem + ".sandbox.json")
+
+
 def gate_transport(settings: Settings, clock: Clock) -> tuple[httpx.AsyncBaseTransport | None, object | None]:
-    """The built-in sandbox (in-process) when ``GATE_API_URL`` is unset; else the network."""
+    """The built-in sandbox (in-process, state kept beside the store) when ``GATE_API_URL`` is unset."""
     if not settings.uses_builtin_sandbox:
         return None, None
     from gatebot.sandbox.app import create_app
     from gatebot.sandbox.simulator import SandboxConfig
 
     app = create_app(SandboxConfig(api_key=settings.effective_gate_key, agent_id=settings.effective_agent_id),
-                     clock=clock)
+                     clock=clock, state_path=sandbox_state_path(settings))
     return httpx.ASGITransport(app=app), app
 
 

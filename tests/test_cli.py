@@ -38,7 +38,11 @@ def test_bad_setting_is_one_line_naming_the_variable_and_exit_2() -> None:
     assert "not-a-uuid" in lines[0]
 
 
-def test_schema_must_be_upgraded_first(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.postgres
+def test_postgresql_schema_must_be_upgraded_first(postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # An embedded SQLite store migrates itself (tests/test_cli_embedded.py); a shared PostgreSQL does not.
+    monkeypatch.setenv("DATABASE_URL", postgres_schema_url)
     assert main(["orders"]) == 2
     assert "run `gatebot db upgrade`" in capsys.readouterr().err
     assert main(["db", "upgrade"]) == 0

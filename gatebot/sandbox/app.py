@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -32,7 +33,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatebot.clock import Clock
 from gatebot.sandbox.simulator import (
@@ -47,6 +48,7 @@ from gatebot.sandbox.simulator import (
     parse_json,
     to_json,
 )
+from gatebot.sandbox.state import StateFile
 
 __all__ = ["GateJSONResponse", "SimulatedReset", "create_app"]
 
@@ -393,10 +395,48 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return _json({"error": {"code": "internal_error", "message": "internal server error"}}, 500)
 
 
-def create_app(config: SandboxConfig | None = None, *, clock: Clock | None = None) -> Starlette:
-    """A fresh sandbox: ``app.state.sim`` is its :class:`Simulator` (default clock: ``OffsetClock``)."""
+class _Persisted:
+    """ASGI wrapper keeping a simulator in step with its :class:`StateFile`.
+
+    Every request first picks up what another process saved; a mutating request (not GET/HEAD) runs
+    holding the inter-process lock and saves when it is done, whatever it answered.
+    """
+
+    def __init__(self, app: ASGIApp, *, sim: Simulator, state: StateFile) -> None:
+        self.app = app
+        self.sim = sim
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] in ("GET", "HEAD"):
+            self.state.refresh(self.sim)
+            await self.app(scope, receive, send)
+            return
+        async with self.state.locked():
+            self.state.refresh(self.sim)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.state.save(self.sim)
+
+
+def create_app(config: SandboxConfig | None = None, *, clock: Clock | None = None,
+               state_path: str | os.PathLike[str] | None = None) -> Starlette:
+    """A sandbox: ``app.state.sim`` is its :class:`Simulator` (default clock: ``OffsetClock``).
+
+    With ``state_path`` the account lives in that file (see :mod:`gatebot.sandbox.state`): loaded
+    now if it exists, saved after each mutating request; otherwise it lives as long as the app.
+    """
     sim = Simulator(config, clock=clock)
     app = Starlette(routes=_Routes(sim).table(),
                     exception_handlers={HTTPException: _http_error, Exception: _internal_error})
     app.state.sim = sim
+    if state_path is not None:
+        state = StateFile(state_path)
+        state.load(sim)
+        app.state.state_file = state
+        app.add_middleware(_Persisted, sim=sim, state=state)
     return app

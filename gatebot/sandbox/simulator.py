@@ -44,6 +44,7 @@ from gatebot.clock import Clock, OffsetClock
 from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY
 from gatebot.money import Money, MoneyError, parse_decimal
 from gatebot.sandbox.catalog import ALWAYS_FAILS_PRODUCT_ID, Catalog, ProductSpec, default_catalog
+from gatebot.sandbox.state import BalanceState, DepositState, OrderState, SandboxState
 
 __all__ = [
     "CREATE_ORDER",
@@ -454,6 +455,56 @@ class Simulator:
         with self._lock:
             self.faults.update(self.config.faults.as_dict())
             self._seed_state()
+
+    def snapshot(self) -> SandboxState:
+        """The account as a :class:`~gatebot.sandbox.state.SandboxState` (to carry on in a later process)."""
+        with self._lock:
+            return SandboxState(
+                seed=self.config.seed, saved_at=self.clock.now(),
+                clock_offset=self.clock.offset if isinstance(self.clock, OffsetClock) else None,
+                seq=self._seq, rng=self._rng.getstate(), fault_rng=self._fault_rng.getstate(),
+                balances=[BalanceState(available=b.available, updated_at=b.updated_at)
+                          for _, b in sorted(self._balances.items())],
+                deposits=[DepositState(id=d.id, amount=d.amount, method=d.method, status=d.status,
+                                       external_ref=d.external_ref, created_at=d.created_at, posted_at=d.posted_at)
+                          for d in self._deposits.values()],
+                orders=[OrderState(
+                    seq=o.seq, id=o.id, product_id=o.product.id, idempotency_key=o.idempotency_key,
+                    fingerprint=o.fingerprint, external_ref=o.external_ref, quantity=o.quantity,
+                    is_test=o.is_test, charge=o.charge, plexy_margin=o.plexy_margin,
+                    balance_before=o.balance_before, balance_after=o.balance_after, created_at=o.created_at,
+                    due_at=o.due_at, order_content=o.order_content, deliverable=o.deliverable, status=o.status,
+                    completed_at=o.completed_at, failed_at=o.failed_at, failure_reason=o.failure_reason,
+                ) for o in self._newest_first()[::-1]],
+            )
+
+    def restore(self, state: SandboxState) -> None:
+        """Become the account ``state`` describes (raises :class:`ValueError` for an unknown product)."""
+        orders: list[_Order] = []
+        for o in state.orders:
+            product = self.config.catalog.product(o.product_id)
+            if product is None:
+                raise ValueError(f"the saved sandbox state has an order for unknown product {o.product_id}")
+            orders.append(_Order(
+                seq=o.seq, id=o.id, product=product, idempotency_key=o.idempotency_key,
+                fingerprint=o.fingerprint, external_ref=o.external_ref, quantity=o.quantity, is_test=o.is_test,
+                charge=o.charge, plexy_margin=o.plexy_margin, balance_before=o.balance_before,
+                balance_after=o.balance_after, created_at=o.created_at, due_at=o.due_at,
+                order_content=copy.deepcopy(o.order_content), deliverable=copy.deepcopy(o.deliverable),
+                status=o.status, completed_at=o.completed_at, failed_at=o.failed_at,
+                failure_reason=o.failure_reason))
+        with self._lock:
+            if state.clock_offset is not None and isinstance(self.clock, OffsetClock):
+                self.clock.offset = state.clock_offset
+            self._rng.setstate(state.rng)
+            self._fault_rng.setstate(state.fault_rng)
+            self._seq = state.seq
+            self._orders = {o.id: o for o in orders}
+            self._by_key = {o.idempotency_key: o for o in orders}
+            self._pending = {o.id: o for o in orders if o.status == "pending"}
+            self._balances = {b.available.currency: _Balance(b.available, b.updated_at) for b in state.balances}
+            self._deposits = {d.id: _Deposit(d.id, d.amount, d.method, d.status, d.external_ref, d.created_at,
+                                             d.posted_at) for d in state.deposits}
 
     def now(self) -> datetime:
         return self.clock.now()

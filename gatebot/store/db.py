@@ -3,7 +3,8 @@
 What lives here: :func:`make_engine` (SQLite or PostgreSQL, with the connection settings each needs),
 :class:`Database` (an engine plus a session factory), and the Alembic entry points used by
 ``gatebot db upgrade`` and at start-up: :func:`upgrade`, :func:`current_revision`,
-:func:`head_revision` and :func:`check_schema`. Alembic is configured in code (the migrations ship
+:func:`head_revision`, :func:`check_schema` and :func:`prepare_schema` (start-up: SQLite migrates
+itself, PostgreSQL is checked). Alembic is configured in code (the migrations ship
 inside the package; no ``alembic.ini`` needed). The version table lives in the connection's current
 schema (PostgreSQL ``search_path``), so one database can hold several isolated stores.
 
@@ -36,8 +37,10 @@ __all__ = [
     "current_revision",
     "downgrade",
     "head_revision",
+    "is_memory_sqlite",
     "make_engine",
     "normalize_url",
+    "prepare_schema",
     "upgrade",
 ]
 
@@ -79,7 +82,8 @@ def normalize_url(url: str | URL) -> URL:
     return parsed
 
 
-def _is_memory_sqlite(url: URL) -> bool:
+def is_memory_sqlite(url: URL) -> bool:
+    """An in-memory SQLite URL (nothing on disk)."""
     database = url.database or ""
     return database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in database
 
@@ -92,20 +96,23 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     write lock instead of failing at once). An in-memory database is shared by all sessions of the
     engine. PostgreSQL: the psycopg 3 driver, with ``pool_pre_ping`` so a restarted server or a dropped
     idle connection costs a reconnect, not a failed request.
+
+    Both: ``hide_parameters``, so a failed statement's exception (and any traceback or log line made
+    from it) names the SQL but never its values: they can hold customer accounts and voucher codes.
     """
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
-        if _is_memory_sqlite(parsed):
+        if is_memory_sqlite(parsed):
             kwargs["poolclass"] = StaticPool
         elif parsed.database:
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, echo=echo, **kwargs)
+        engine = create_engine(parsed, echo=echo, hide_parameters=True, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine
     if backend == "postgresql":
-        return create_engine(parsed, echo=echo, pool_pre_ping=True)
+        return create_engine(parsed, echo=echo, hide_parameters=True, pool_pre_ping=True)
     raise ValueError(f"unsupported database URL {parsed.render_as_string()!r}: use sqlite:/// or postgresql://")
 
 
@@ -202,6 +209,35 @@ def head_revision() -> str:
     if head is None:  # pragma: no cover - the package always ships migrations
         raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
     return head
+
+
+def prepare_schema(engine: Engine) -> None:
+    """Make the schema usable: migrate an embedded SQLite store, check any other.
+
+    SQLite is the zero-setup default, so its first use (and the first use after a gatebot upgrade)
+    migrates it here: no manual step, and no empty file left behind by a refused start. The check
+    and the migration run in one ``BEGIN IMMEDIATE`` transaction, so of two processes starting at
+    once one migrates and the other waits, then finds it done. PostgreSQL is only checked
+    (:class:`SchemaOutOfDate`): several processes share it, and its migrations are an explicit step
+    (``gatebot db upgrade``, the ``release`` phase). A schema newer than the code is never touched.
+    """
+    if engine.dialect.name != "sqlite":
+        check_schema(engine)
+        return
+    head = head_revision()
+    config = _alembic_config()
+    with engine.begin() as connection:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before reading the revision
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current == head:
+            return
+        if current is not None:
+            known = {rev.revision for rev in ScriptDirectory.from_config(config).walk_revisions()}
+            if current not in known:
+                raise SchemaOutOfDate(current, head, known=False)
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    log.info("SQLite store migrated from %s to %s", current or "nothing", head)
 
 
 def check_schema(engine: Engine) -> None:

@@ -68,10 +68,14 @@ class OrderStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"  # Gate said failed
     REJECTED = "rejected"  # Gate answered 4xx: definitive, reason recorded
+    #: An inconsistency a person must settle (e.g. Gate answered with an order id another of our
+    #: orders holds). Nothing more is sent or tracked automatically; ``status_reason`` says what to do.
+    NEEDS_ATTENTION = "needs_attention"
 
 
 OPEN_STATUSES: Final = frozenset(
-    {OrderStatus.SUBMITTING, OrderStatus.UNKNOWN, OrderStatus.PENDING, OrderStatus.WAITING_FUNDS}
+    {OrderStatus.SUBMITTING, OrderStatus.UNKNOWN, OrderStatus.PENDING, OrderStatus.WAITING_FUNDS,
+     OrderStatus.NEEDS_ATTENTION}
 )
 FINAL_STATUSES: Final = frozenset({OrderStatus.COMPLETED, OrderStatus.FAILED, OrderStatus.REJECTED})
 

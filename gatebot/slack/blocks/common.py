@@ -329,6 +329,7 @@ _STATUS = {
     "completed": (":white_check_mark:", "Completed"),
     "failed": (":x:", "Failed"),
     "rejected": (":no_entry:", "Rejected"),
+    "needs_attention": (":warning:", "Needs attention"),
 }
 
 def status_display(status: str) -> tuple[str, str]:

@@ -129,6 +129,9 @@ def status_explanation(order: OrderView, *, resume_on_deposit: bool = True) -> s
                 "new order to try again.")
     if status == "rejected":
         return f"Gate rejected the order{reason}. Nothing was charged."
+    if status == "needs_attention":
+        return (f"gatebot stopped this order: its records disagree with Gate{reason}. Nothing more is sent "
+                "automatically; an admin has to settle it.")
     return f"Status `{esc(truncate(status, 40))}`{reason}."
 
 
