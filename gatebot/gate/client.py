@@ -23,6 +23,8 @@ The retry rules, and why:
 
 All sleeping goes through the injected ``sleep`` so tests run instantly and can assert delays.
 Logging records method, path, status and attempt — never headers, bodies, keys or voucher codes.
+An unreadable answer is described (status, length, where parsing stopped, which field had the wrong
+type), never quoted, masked or not: ``order_content`` is free-form, so no list of key names is enough.
 
 Must not import Slack, the scheduler, the store or the sandbox.
 """
@@ -557,9 +559,10 @@ def _decode(response: httpx.Response, where: str) -> Any:
     try:
         return json.loads(text, parse_float=Decimal)
     except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError-ish surprises
+        # Say what was wrong, never what was there: a body may hold order_content under any key.
         raise GateBadResponse(
-            f"{where}: HTTP {response.status_code} body is not valid JSON ({_json_error(exc)}): "
-            f"{_short(text)!r}",
+            f"{where}: HTTP {response.status_code} body of {len(response.content)} bytes is not valid JSON "
+            f"({_json_error(exc)})",
             status=response.status_code,
         ) from None
 
@@ -613,12 +616,17 @@ def _error(response: httpx.Response, retry_after: float | None) -> GateError:
     return error_from_response(response.status_code, code, text, retry_after=retry_after)
 
 
+#: Error types whose message is our own text (a validator's ``ValueError``), which may quote the input.
+_OWN_MESSAGE_TYPES = frozenset({"value_error", "assertion_error"})
+
+
 def _describe(exc: ValidationError, limit: int = 3) -> str:
     """Field locations and reasons only: pydantic's own text would quote the (maybe secret) input."""
     parts = []
-    for err in exc.errors(include_input=False, include_url=False)[:limit]:
+    for err in exc.errors(include_input=False, include_url=False, include_context=False)[:limit]:
         loc = ".".join(str(part) for part in err["loc"]) or "(root)"
-        parts.append(f"{loc}: {err['msg']}")
+        reason = err["type"].replace("_", " ") if err["type"] in _OWN_MESSAGE_TYPES else err["msg"]
+        parts.append(f"{loc}: {reason}")
     more = exc.error_count() - limit
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
@@ -649,7 +657,9 @@ def _validate(model: type[M], item: Any, where: str, label: str) -> M:
     try:
         return model.model_validate(item)
     except ValidationError as exc:
-        _bad_shape(where, f"{label}: {_describe(exc)}")
+        detail = _describe(exc)
+    # Raised outside the except block: the ValidationError (which quotes the input) is not chained.
+    _bad_shape(where, f"{label}: {detail}")
 
 
 def _parse_list(data: Any, model: type[M], where: str) -> list[M]:
