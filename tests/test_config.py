@@ -7,6 +7,7 @@ import pytest
 
 from gatebot.config import SANDBOX_AGENT_ID, ConfigError, Thresholds, load_settings
 from gatebot.money import Money
+from gatebot.store.crypto import FernetCipher, PlainCipher
 
 TEST_KEY = "6Qx0Vw3PlyP1yW9Jk0m7PgmFJq3oEw1r3XoCqXvV2hE="
 
@@ -132,8 +133,8 @@ def test_development_needs_no_key_and_says_nothing(monkeypatch, caplog):
     from gatebot.runtime import build_cipher
 
     monkeypatch.delenv("GATEBOT_ENCRYPTION_KEY")
-    cipher = build_cipher(load_settings(gatebot_env="development"))
-    assert not cipher.encrypts and not caplog.records
+    assert isinstance(build_cipher(load_settings(gatebot_env="development")), PlainCipher)
+    assert not caplog.records
 
 
 def test_plaintext_opt_out_starts_but_warns_loudly_every_time(monkeypatch, caplog):
@@ -143,7 +144,7 @@ def test_plaintext_opt_out_starts_but_warns_loudly_every_time(monkeypatch, caplo
     monkeypatch.setenv("GATEBOT_ALLOW_PLAINTEXT_SECRETS", "true")
     settings = load_settings()
     for _ in range(2):
-        assert not build_cipher(settings).encrypts
+        assert isinstance(build_cipher(settings), PlainCipher)
     assert [r.levelname for r in caplog.records] == ["WARNING", "WARNING"]
     message = caplog.records[0].getMessage()
     assert "GATEBOT_ALLOW_PLAINTEXT_SECRETS" in message and "UNENCRYPTED" in message
@@ -152,7 +153,7 @@ def test_plaintext_opt_out_starts_but_warns_loudly_every_time(monkeypatch, caplo
 def test_a_production_key_encrypts(caplog):
     from gatebot.runtime import build_cipher
 
-    assert build_cipher(load_settings()).encrypts and not caplog.records
+    assert isinstance(build_cipher(load_settings()), FernetCipher) and not caplog.records
 
 
 def test_settings_built_around_load_settings_still_refuse_at_startup():

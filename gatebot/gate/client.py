@@ -26,6 +26,9 @@ Logging records method, path, status and attempt — never headers, bodies, keys
 An unreadable answer is described (status, length, where parsing stopped, which field had the wrong
 type), never quoted, masked or not: ``order_content`` is free-form, so no list of key names is enough.
 
+Every ``order_content`` and customer account the client sees is handed to :mod:`gatebot.logs`, which
+keeps those values out of every log line, whichever library writes it.
+
 Must not import Slack, the scheduler, the store or the sandbox.
 """
 
@@ -48,6 +51,7 @@ from typing import Any, Literal, NoReturn, Self, TypeVar
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from gatebot import logs
 from gatebot.gate.errors import (
     GateBadResponse,
     GateError,
@@ -171,6 +175,7 @@ class GateClient:
         if not base_url or not base_url.strip():
             raise ValueError("base_url must not be empty")
         self._api_key = key
+        logs.remember_secrets(key, anywhere=True)
         self.agent_id = agent_id if isinstance(agent_id, uuid.UUID) else uuid.UUID(str(agent_id))
         self.base_url = base_url.strip().rstrip("/") + "/"
         self.retry = retry or RetryPolicy()
@@ -310,6 +315,9 @@ class GateClient:
         """
         key = _check_idempotency_key(idempotency_key)
         body = request.body() if isinstance(request, CreateOrderRequest) else dict(request)
+        topup = body.get("topup_request")
+        if isinstance(topup, Mapping):
+            logs.remember_content(topup.get("customer_account"))
         # Canonical bytes (sorted keys, no spaces): a retry after a restart, from a body persisted
         # in a store that reorders keys, still sends exactly the same bytes.
         content = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default).encode()
@@ -655,9 +663,13 @@ def _validate(model: type[M], item: Any, where: str, label: str) -> M:
     if not isinstance(item, dict):
         _bad_shape(where, f"{label} should be an object, got {_kind(item)}")
     try:
-        return model.model_validate(item)
+        parsed = model.model_validate(item)
     except ValidationError as exc:
         detail = _describe(exc)
+    else:
+        if isinstance(parsed, Order) and parsed.order_content:
+            logs.remember_content(parsed.order_content, skip_plain_words=True)  # codes: never in a log line
+        return parsed
     # Raised outside the except block: the ValidationError (which quotes the input) is not chained.
     _bad_shape(where, f"{label}: {detail}")
 
