@@ -567,13 +567,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from gatebot.logs import configure_logging
+
+    configure_logging()  # redacting from the first line: settings errors are logged before settings exist
     try:
         settings = None if getattr(args, "no_settings", False) else load_settings()
         if settings is not None:
-            logging.getLogger().setLevel(settings.gatebot_log_level if args.command in {"serve", "socket", "clock"}
-                                         else logging.WARNING)
+            serving = args.command in {"serve", "socket", "clock"}
+            configure_logging(settings, level=settings.gatebot_log_level if serving else logging.WARNING)
         return int(args.handler(args, settings))
     except ConfigError as exc:  # one line per problem, each naming its variable (environment, .env, gatebot.toml)
         for line in exc.problems:

@@ -5,7 +5,9 @@ Precedence, highest first: keyword arguments, environment, ``.env``, TOML (``GAT
 (``gate_agent_id`` ← ``GATE_AGENT_ID``); TOML keys are the lower-case names.
 
 :func:`load_settings` turns every validation problem into one line naming the variable and what is
-expected, raised as :class:`ConfigError` — the CLI prints those lines, never a traceback.
+expected, raised as :class:`ConfigError` — the CLI prints those lines, never a traceback. It also
+applies the production rules (:func:`production_problems`): production needs ``GATEBOT_ENCRYPTION_KEY``
+unless ``GATEBOT_ALLOW_PLAINTEXT_SECRETS=true`` says, loudly, that it may store secrets in plain text.
 
 Must not import Slack or the scheduler.
 """
@@ -31,17 +33,22 @@ from pydantic_settings import (
 from gatebot.money import Money, MoneyError
 
 __all__ = [
+    "KEY_COMMAND",
     "SANDBOX_AGENT_ID",
     "SANDBOX_API_KEY",
     "ConfigError",
     "Settings",
     "Thresholds",
     "load_settings",
+    "production_problems",
 ]
 
 #: Credentials of the built-in sandbox (not secrets: the sandbox is a local simulator).
 SANDBOX_API_KEY = "sandbox-key-0000"
 SANDBOX_AGENT_ID = uuid.UUID("6f1c2a3e-4b5d-4e6f-8a9b-0c1d2e3f4a5b")
+
+#: The command that prints a new ``GATEBOT_ENCRYPTION_KEY``.
+KEY_COMMAND = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -107,6 +114,9 @@ class Settings(BaseSettings):
     gatebot_metrics_port: int | None = Field(default=None, ge=1, le=65535)  # gatebot clock's GET /metrics
     gatebot_env: Literal["production", "development"] = "production"
     gatebot_encryption_key: SecretStr | None = None
+    #: Production without an encryption key stores voucher codes and account fields in plain text: refused
+    #: unless this says so explicitly (and every start then warns).
+    gatebot_allow_plaintext_secrets: bool = False
     gatebot_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: Largest request body ``POST /slack/events`` accepts (Slack's are a few KB); larger: HTTP 413.
     gatebot_max_body_bytes: int = Field(default=1024 * 1024, ge=16 * 1024, le=64 * 1024 * 1024)
@@ -260,6 +270,11 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         return self.gatebot_env == "production"
 
+    @property
+    def has_encryption_key(self) -> bool:
+        key = self.gatebot_encryption_key
+        return key is not None and bool(key.get_secret_value().strip())
+
     def masked(self) -> dict[str, str]:
         """Every setting as ``ENV_NAME -> text`` with secrets masked, for ``gatebot check``."""
         out: dict[str, str] = {}
@@ -298,10 +313,25 @@ _EXPECTED_HINTS = {
 }
 
 
+def production_problems(settings: Settings) -> list[str]:
+    """What production refuses to start with, one line each (empty outside production)."""
+    if settings.is_production and not settings.has_encryption_key and not settings.gatebot_allow_plaintext_secrets:
+        return [
+            "GATEBOT_ENCRYPTION_KEY: required in production, or voucher codes and customer-account fields "
+            f"are stored in plain text; make one with: {KEY_COMMAND}"
+        ]
+    return []
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build :class:`Settings`, turning validation errors into a :class:`ConfigError` of one line each."""
+    """Build :class:`Settings`, turning validation errors into a :class:`ConfigError` of one line each.
+
+    The production rules are checked here rather than in a model validator so that tests and tools can
+    still build a bare :class:`Settings`; every command goes through this function, and
+    :func:`gatebot.runtime.build_cipher` checks the same rule again before anything is stored.
+    """
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         problems: list[str] = []
         for err in exc.errors():
@@ -320,3 +350,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(problems) from None
     except (OSError, ValueError) as exc:  # unreadable or malformed TOML / .env
         raise ConfigError([f"configuration file: {exc}"]) from None
+    problems = production_problems(settings)
+    if problems:
+        raise ConfigError(problems)
+    return settings

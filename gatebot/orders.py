@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from gatebot import gate
+from gatebot import gate, logs
 from gatebot.clock import Clock
 from gatebot.events import Event, EventBus
 from gatebot.gate.models import (
@@ -372,6 +372,7 @@ class OrderService:
     def _check_account(self, product: CatalogProduct, given: Mapping[str, str],
                        errors: dict[str, str]) -> dict[str, str]:
         values = {k.strip(): (v or "").strip() for k, v in given.items()}
+        logs.remember_secrets(*values.values())  # before any reply can echo them (Bolt logs replies at DEBUG)
         fields = self.fields_for(product)
         if fields is None:
             present = {k: v for k, v in values.items() if v}

@@ -16,7 +16,7 @@ import httpx
 
 from gatebot import monitor
 from gatebot.clock import Clock, SystemClock
-from gatebot.config import Settings
+from gatebot.config import KEY_COMMAND, ConfigError, Settings, production_problems
 from gatebot.events import EventBus
 from gatebot.gate import GateClient
 from gatebot.metrics import default_metrics
@@ -48,10 +48,18 @@ class Core:
 
 
 def build_cipher(settings: Settings) -> Cipher:
-    key = settings.gatebot_encryption_key.get_secret_value() if settings.gatebot_encryption_key else None
+    """The store's cipher; refuses production without a key unless the plaintext opt-out is set.
+
+    The opt-out warns at every start: it is a decision someone must keep seeing in the logs.
+    """
+    problems = production_problems(settings)
+    if problems:
+        raise ConfigError(problems)
+    secret = settings.gatebot_encryption_key
+    key = secret.get_secret_value() if secret is not None and settings.has_encryption_key else None
     if key is None and settings.is_production:
-        log.warning("GATEBOT_ENCRYPTION_KEY is not set: voucher codes and customer-account fields will be "
-                    "stored UNENCRYPTED. Set it in production (see README, 'Configuration').")
+        log.warning("GATEBOT_ALLOW_PLAINTEXT_SECRETS=true and no GATEBOT_ENCRYPTION_KEY: voucher codes and "
+                    "customer-account fields are stored UNENCRYPTED. Make a key with: %s", KEY_COMMAND)
     return cipher_from_key(key)
 
 

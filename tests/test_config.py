@@ -7,6 +7,9 @@ import pytest
 
 from gatebot.config import SANDBOX_AGENT_ID, ConfigError, Thresholds, load_settings
 from gatebot.money import Money
+from gatebot.store.crypto import FernetCipher, PlainCipher
+
+TEST_KEY = "6Qx0Vw3PlyP1yW9Jk0m7PgmFJq3oEw1r3XoCqXvV2hE="
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +20,7 @@ def _clean_env(monkeypatch, tmp_path):
         if name.startswith(("SLACK_", "GATE_", "GATEBOT_")) or name in {"DATABASE_URL", "PORT"}:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # no stray .env / gatebot.toml
+    monkeypatch.setenv("GATEBOT_ENCRYPTION_KEY", TEST_KEY)  # production (the default) requires one
 
 
 def test_defaults_use_the_builtin_sandbox_and_sqlite():
@@ -99,11 +103,62 @@ def test_dotenv_file_is_read(tmp_path):
     assert s.port == 4100 and s.gatebot_ops == ["U1", "U2"]
 
 
-def test_missing_encryption_key_warns_loudly_in_production(caplog):
+def test_production_refuses_to_start_without_an_encryption_key(monkeypatch):
+    monkeypatch.delenv("GATEBOT_ENCRYPTION_KEY")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    (problem,) = info.value.problems
+    assert problem.startswith("GATEBOT_ENCRYPTION_KEY: required in production")
+    assert 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"' in problem
+    assert "\n" not in problem
+    monkeypatch.setenv("GATEBOT_ENCRYPTION_KEY", " ")  # blank is not a key either
+    with pytest.raises(ConfigError, match="GATEBOT_ENCRYPTION_KEY: required in production"):
+        load_settings()
+
+
+@pytest.mark.parametrize("command", ["check", "orders", "serve", "clock", "recover"])
+def test_every_production_command_refuses_without_a_key(monkeypatch, capsys, tmp_path, command):
+    from gatebot.cli import main
+
+    monkeypatch.delenv("GATEBOT_ENCRYPTION_KEY")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'refused.db'}")
+    assert main([command]) == 2
+    err = capsys.readouterr().err
+    assert "gatebot: GATEBOT_ENCRYPTION_KEY: required in production" in err
+    assert "Fernet.generate_key()" in err and "Traceback" not in err
+    assert not (tmp_path / "refused.db").exists(), "nothing was started"
+
+
+def test_development_needs_no_key_and_says_nothing(monkeypatch, caplog):
     from gatebot.runtime import build_cipher
 
-    build_cipher(load_settings(gatebot_env="development"))
+    monkeypatch.delenv("GATEBOT_ENCRYPTION_KEY")
+    assert isinstance(build_cipher(load_settings(gatebot_env="development")), PlainCipher)
     assert not caplog.records
-    build_cipher(load_settings())
-    assert "GATEBOT_ENCRYPTION_KEY is not set" in caplog.records[0].getMessage()
-    assert caplog.records[0].levelname == "WARNING"
+
+
+def test_plaintext_opt_out_starts_but_warns_loudly_every_time(monkeypatch, caplog):
+    from gatebot.runtime import build_cipher
+
+    monkeypatch.delenv("GATEBOT_ENCRYPTION_KEY")
+    monkeypatch.setenv("GATEBOT_ALLOW_PLAINTEXT_SECRETS", "true")
+    settings = load_settings()
+    for _ in range(2):
+        assert isinstance(build_cipher(settings), PlainCipher)
+    assert [r.levelname for r in caplog.records] == ["WARNING", "WARNING"]
+    message = caplog.records[0].getMessage()
+    assert "GATEBOT_ALLOW_PLAINTEXT_SECRETS" in message and "UNENCRYPTED" in message
+
+
+def test_a_production_key_encrypts(caplog):
+    from gatebot.runtime import build_cipher
+
+    assert isinstance(build_cipher(load_settings()), FernetCipher) and not caplog.records
+
+
+def test_settings_built_around_load_settings_still_refuse_at_startup():
+    from gatebot.config import Settings
+    from gatebot.runtime import build_cipher
+
+    with pytest.raises(ConfigError, match="GATEBOT_ENCRYPTION_KEY: required in production"):
+        build_cipher(Settings(_env_file=None, gatebot_encryption_key=None))

@@ -65,12 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def _configure_logging(*, scripted: bool) -> None:
     """Warnings to stderr, without the noise a demo makes on purpose: the Gate client's retries while a
     fault is on (and, in a transcript, which prints them itself, the jobs' failures)."""
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=logging.WARNING, format="gatebot demo: %(levelname)s %(name)s: %(message)s")
+    from gatebot.logs import configure_logging
+
     quiet = ["gatebot.gate.client", "uvicorn.error"] + (["gatebot.jobs"] if scripted else [])
-    for name in quiet:
-        logging.getLogger(name).setLevel(logging.ERROR)
+    configure_logging(level=logging.WARNING, prefix="gatebot demo: ", quiet=dict.fromkeys(quiet, logging.ERROR))
 
 
 def run_demo(*, script: str | Path | None = None, db: Path | None = None) -> int:

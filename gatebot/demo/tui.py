@@ -84,11 +84,12 @@ class _ScreenLog(logging.Handler):
 
 @contextmanager
 def _logging_to(console: Console) -> Iterator[None]:
+    from gatebot.logs import configure_logging
+
     root = logging.getLogger()
     saved, level = list(root.handlers), root.level
-    handler = _ScreenLog(console)
-    root.handlers = [handler]
-    root.setLevel(logging.WARNING)
+    root.handlers = []
+    configure_logging(level=logging.WARNING, handler=_ScreenLog(console))
     try:
         yield
     finally:

@@ -23,6 +23,11 @@ The retry rules, and why:
 
 All sleeping goes through the injected ``sleep`` so tests run instantly and can assert delays.
 Logging records method, path, status and attempt — never headers, bodies, keys or voucher codes.
+An unreadable answer is described (status, length, where parsing stopped, which field had the wrong
+type), never quoted, masked or not: ``order_content`` is free-form, so no list of key names is enough.
+
+Every ``order_content`` and customer account the client sees is handed to :mod:`gatebot.logs`, which
+keeps those values out of every log line, whichever library writes it.
 
 Must not import Slack, the scheduler, the store or the sandbox.
 """
@@ -47,6 +52,7 @@ from typing import Any, Literal, NoReturn, Self, TypeVar
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from gatebot import logs
 from gatebot.gate.errors import (
     GateBadResponse,
     GateError,
@@ -205,6 +211,7 @@ class GateClient:
         if not base_url or not base_url.strip():
             raise ValueError("base_url must not be empty")
         self._api_key = key
+        logs.remember_secrets(key, anywhere=True)
         self.agent_id = agent_id if isinstance(agent_id, uuid.UUID) else uuid.UUID(str(agent_id))
         self.base_url = base_url.strip().rstrip("/") + "/"
         self.retry = retry or RetryPolicy()
@@ -346,6 +353,9 @@ class GateClient:
         """
         key = _check_idempotency_key(idempotency_key)
         body = request.body() if isinstance(request, CreateOrderRequest) else dict(request)
+        topup = body.get("topup_request")
+        if isinstance(topup, Mapping):
+            logs.remember_content(topup.get("customer_account"))
         # Canonical bytes (sorted keys, no spaces): a retry after a restart, from a body persisted
         # in a store that reorders keys, still sends exactly the same bytes.
         content = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default).encode()
@@ -606,9 +616,10 @@ def _decode(response: httpx.Response, where: str) -> Any:
     try:
         return json.loads(text, parse_float=Decimal)
     except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError-ish surprises
+        # Say what was wrong, never what was there: a body may hold order_content under any key.
         raise GateBadResponse(
-            f"{where}: HTTP {response.status_code} body is not valid JSON ({_json_error(exc)}): "
-            f"{_short(text)!r}",
+            f"{where}: HTTP {response.status_code} body of {len(response.content)} bytes is not valid JSON "
+            f"({_json_error(exc)})",
             status=response.status_code,
         ) from None
 
@@ -662,12 +673,17 @@ def _error(response: httpx.Response, retry_after: float | None) -> GateError:
     return error_from_response(response.status_code, code, text, retry_after=retry_after)
 
 
+#: Error types whose message is our own text (a validator's ``ValueError``), which may quote the input.
+_OWN_MESSAGE_TYPES = frozenset({"value_error", "assertion_error"})
+
+
 def _describe(exc: ValidationError, limit: int = 3) -> str:
     """Field locations and reasons only: pydantic's own text would quote the (maybe secret) input."""
     parts = []
-    for err in exc.errors(include_input=False, include_url=False)[:limit]:
+    for err in exc.errors(include_input=False, include_url=False, include_context=False)[:limit]:
         loc = ".".join(str(part) for part in err["loc"]) or "(root)"
-        parts.append(f"{loc}: {err['msg']}")
+        reason = err["type"].replace("_", " ") if err["type"] in _OWN_MESSAGE_TYPES else err["msg"]
+        parts.append(f"{loc}: {reason}")
     more = exc.error_count() - limit
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
@@ -696,9 +712,15 @@ def _validate(model: type[M], item: Any, where: str, label: str) -> M:
     if not isinstance(item, dict):
         _bad_shape(where, f"{label} should be an object, got {_kind(item)}")
     try:
-        return model.model_validate(item)
+        parsed = model.model_validate(item)
     except ValidationError as exc:
-        _bad_shape(where, f"{label}: {_describe(exc)}")
+        detail = _describe(exc)
+    else:
+        if isinstance(parsed, Order) and parsed.order_content:
+            logs.remember_content(parsed.order_content, skip_plain_words=True)  # codes: never in a log line
+        return parsed
+    # Raised outside the except block: the ValidationError (which quotes the input) is not chained.
+    _bad_shape(where, f"{label}: {detail}")
 
 
 def _parse_list(data: Any, model: type[M], where: str) -> list[M]:

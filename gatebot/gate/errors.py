@@ -21,7 +21,8 @@
         └── GateUnavailable          5xx / 503 unavailable
 
 ``status`` and ``code`` always carry what the server said (``code`` may be ``None`` when the body
-was not JSON). Messages never contain the API key or request bodies.
+was not JSON). Messages never contain the API key, request bodies or response bodies: an answer we
+could not read is described by status, length and parse error, not quoted.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from sqlalchemy.orm import registry
 from sqlalchemy.sql.operators import OperatorType
 from sqlmodel import Field, SQLModel
 
+from gatebot import logs
 from gatebot.gate.models import CustomerAccountField, ProductKind, order_kind, product_kind
 from gatebot.money import Money
 from gatebot.store.crypto import Cipher, open_json, seal_json
@@ -315,11 +316,19 @@ class Order(StoreModel, table=True):
 
     def account(self, cipher: Cipher) -> dict[str, Any] | None:
         """The customer account (decrypted), or ``None``. Never log it."""
-        return None if self.customer_account_enc is None else open_json(cipher, self.customer_account_enc)
+        if self.customer_account_enc is None:
+            return None
+        account = open_json(cipher, self.customer_account_enc)
+        logs.remember_content(account)  # keep it out of every log line
+        return account
 
     def content(self, cipher: Cipher) -> dict[str, Any] | None:
         """Gate's ``order_content`` (decrypted: may hold voucher codes), or ``None``. Never log it."""
-        return None if self.order_content_enc is None else open_json(cipher, self.order_content_enc)
+        if self.order_content_enc is None:
+            return None
+        content = open_json(cipher, self.order_content_enc)
+        logs.remember_content(content, skip_plain_words=True)  # voucher codes: keep them out of every log line
+        return content
 
 
 class OrderHistory(StoreModel, table=True):

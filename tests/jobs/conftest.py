@@ -134,6 +134,7 @@ def make_settings(url: str, **overrides: Any) -> Settings:
         "gatebot_finance_channel": FINANCE,
         "gatebot_low_balance": "USD:500/100",
         "slack_bot_token": "xoxb-emulator-token",
+        "gatebot_encryption_key": TEST_KEY,
     }
     values.update(overrides)
     return load_settings(**values)

@@ -399,13 +399,13 @@ async def test_balances_without_gate_or_cache_raise_gate_down(pipeline: Pipeline
         await pipeline.service.balances()
 
 
-async def test_no_secret_reaches_the_logs(pipeline: Pipeline, caplog: pytest.LogCaptureFixture) -> None:
-    import logging
-
+@pytest.mark.parametrize("level", ["DEBUG", "INFO"])
+async def test_no_secret_reaches_the_logs(pipeline: Pipeline, caplog: pytest.LogCaptureFixture, level: str) -> None:
+    """gatebot's own messages (every library's, redacted on the handler: scenarios/test_secrets_in_logs.py)."""
     from gatebot.config import SANDBOX_API_KEY
 
     p = pipeline
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(level)
     p.sim.update_faults({"create_error_rate": 1.0})
     order = await p.service.place(draft(STEAM_TOPUP, amount="10", account={"steam_login": "secretplayer"}))
     p.sim.update_faults({"create_error_rate": 0.0})
