@@ -136,7 +136,7 @@ def test_an_unsettled_outcome_exits_3_and_recover_settles_it(
         assert main([*BUY, "--ref", "U-1"]) == 3
     out, err = capsys.readouterr()
     assert "Order #1  UNKNOWN" in out
-    assert err.strip() == ("gatebot: order #1 is saved but not settled (unknown): do not place it again; "
+    assert err.strip().splitlines()[-1] == ("gatebot: order #1 is saved but not settled (unknown): do not place it again; "
                            "`gatebot recover` settles it with the same key (no double charge)")
     tick(10)
     assert main(["recover"]) == 0
