@@ -8,15 +8,7 @@ import pytest
 from gatebot.config import SANDBOX_AGENT_ID, ConfigError, Thresholds, load_settings
 from gatebot.money import Money
 
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(("SLACK_", "GATE_", "GATEBOT_")) or name in {"DATABASE_URL", "PORT"}:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no stray .env / gatebot.toml
+pytestmark = pytest.mark.usefixtures("_clean_env")  # tests/conftest.py: no stray variables, .env, gatebot.toml
 
 
 def test_defaults_use_the_builtin_sandbox_and_sqlite():

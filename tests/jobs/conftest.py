@@ -8,8 +8,7 @@ alert channel, ``#finance`` the finance channel), reached through a real ``Async
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -23,7 +22,7 @@ from sqlalchemy import event
 from gatebot import monitor
 from gatebot.clock import ManualClock
 from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY, Settings, load_settings
-from gatebot.emulator import EmulatorServer, Message, Workspace, running_emulator
+from gatebot.emulator import EmulatorServer, Message, Workspace
 from gatebot.events import EventBus
 from gatebot.gate import GateClient, RetryPolicy
 from gatebot.jobs import JobContext, JobOutcome, build_context, run_job
@@ -43,21 +42,12 @@ HOME = "https://slack.example/app_redirect?app=A1"
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    for name in list(os.environ):
-        if name.startswith(("SLACK_", "GATE_", "GATEBOT_")) or name in {"DATABASE_URL", "PORT"}:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no stray .env / gatebot.toml
+def _clean_env(_clean_env: None) -> None:
+    """Every jobs test runs in the shared clean environment (tests/conftest.py)."""
 
 
 async def _no_sleep(_: float) -> None:
     return None
-
-
-@pytest.fixture(scope="session")
-def emulator_server() -> Iterator[EmulatorServer]:
-    with running_emulator() as server:
-        yield server
 
 
 @dataclass
@@ -167,11 +157,6 @@ async def build_harness(database: Database, url: str, emulator: EmulatorServer, 
     harness = Harness(clock=clock, db=database, sim=sim, settings=conf, core=core, ctx=ctx, ws=ws, slack=slack,
                       poster=poster, calls=calls)
     return harness, client
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture

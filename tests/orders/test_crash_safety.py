@@ -20,7 +20,6 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,22 +39,6 @@ from gatebot.store.models import FINAL_STATUSES, OrderStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def sandbox_process() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gatebot.sandbox", "--port", "0", "--latency", "0.25", "--log-level", "warning",
-         "--completion-delay", "3600"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    url = line.split("listening on ", 1)[1].split()[0]
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _admin(url: str, path: str) -> object:
