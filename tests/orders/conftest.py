@@ -44,8 +44,12 @@ class Pipeline:
 
 @pytest.fixture
 def sandbox_process(start_sandbox_process: Callable[..., str]) -> str:
-    """A Gate sandbox process for the crash test: answers 0.25 s after processing, never completes."""
-    return start_sandbox_process("-m", "gatebot.sandbox", "--port", "0", "--latency", "0.25", "--log-level",
+    """A Gate sandbox process for the crash test: answers 0.1 s after processing, never completes.
+
+    The latency is the window a SIGKILL must land in to lose Gate's answer; the test's random kill
+    delays span 1.6 times it (before the request, in flight, after the answer). Every Gate request
+    pays it, so it is most of the test's wall time: 0.1 s keeps the window and halves the test."""
+    return start_sandbox_process("-m", "gatebot.sandbox", "--port", "0", "--latency", "0.1", "--log-level",
                                  "warning", "--completion-delay", "3600")
 
 
