@@ -26,19 +26,22 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlmodel import Session
 
 from gatebot.clock import ManualClock
@@ -54,9 +57,36 @@ HARNESS_VARIABLES = frozenset({"GATEBOT_TEST_POSTGRES_URL", "GATEBOT_REQUIRE_POS
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def postgres_base_url() -> URL:
-    """The test server's URL (``GATEBOT_TEST_POSTGRES_URL`` overrides the local default)."""
+def _configured_postgres_url() -> URL:
     return make_url(os.environ.get("GATEBOT_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL)
+
+
+def postgres_base_url() -> URL:
+    """The test server's URL (``GATEBOT_TEST_POSTGRES_URL`` overrides the local default).
+
+    Under pytest-xdist each worker uses its own database beside the configured one (``test_gw0``,
+    ``test_gw1``, created on first use and kept for the next run), so nothing a test sees server-wide
+    (``pg_stat_activity``, locks) comes from another worker's tests."""
+    url = _configured_postgres_url()
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return url.set(database=f"{url.database}_{worker}") if worker else url
+
+
+def _create_worker_database(url: URL) -> None:
+    """Create ``url``'s database (a worker's) through the configured one, unless it exists."""
+    with psycopg.connect(_libpq_url(_configured_postgres_url()), connect_timeout=3, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (url.database,)).fetchone():
+            return
+        for attempt in range(20):
+            try:
+                conn.execute(f'CREATE DATABASE "{url.database}"')
+                return
+            except psycopg.errors.DuplicateDatabase:
+                return  # another run on this server created it just now
+            except psycopg.errors.ObjectInUse:  # template1 busy with another CREATE DATABASE
+                if attempt == 19:
+                    raise
+                time.sleep(0.1)
 
 
 def _libpq_url(url: URL) -> str:
@@ -68,6 +98,8 @@ def postgres_unavailable_reason() -> str | None:
     """``None`` when the test server answers, else why not (checked once per test run)."""
     url = postgres_base_url()
     try:
+        if url != _configured_postgres_url():
+            _create_worker_database(url)
         with psycopg.connect(_libpq_url(url), connect_timeout=3, autocommit=True) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
@@ -91,7 +123,7 @@ def postgres_schema_url() -> Iterator[str]:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     existing = base.query.get("options")
-    options = f"-csearch_path={schema}"
+    options = f"-csearch_path={schema} -csynchronous_commit=off"  # a throw-away schema: no WAL flush wait
     if existing:
         options = f"{existing if isinstance(existing, str) else ' '.join(existing)} {options}"
     url = base.update_query_dict({"options": options})
@@ -101,6 +133,21 @@ def postgres_schema_url() -> Iterator[str]:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute("SET lock_timeout = '10s'")
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _sqlite_without_fsync(dbapi_connection: Any, _record: Any) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA synchronous=OFF")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_fsync_in_test_databases() -> Iterator[None]:
+    """Test databases are throw-away files: SQLite connections made in this process skip fsync
+    (``synchronous=OFF``), as PostgreSQL test schemas skip the WAL flush (``synchronous_commit=off``).
+    What survives a SIGKILL is unchanged (the OS keeps the pages); the crash test runs real processes."""
+    event.listen(Engine, "connect", _sqlite_without_fsync)
+    yield
+    event.remove(Engine, "connect", _sqlite_without_fsync)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -147,14 +194,23 @@ def database(request: pytest.FixtureRequest, db_url: str) -> Iterator[Database]:
     if url.get_backend_name() == "sqlite" and url.database:
         template: Path = request.getfixturevalue("sqlite_head_template")
         shutil.copyfile(template, url.database)  # same bytes `upgrade` would produce, ~100x faster
-    elif url.get_backend_name() == "postgresql":
-        sql: str = request.getfixturevalue("postgres_head_sql")
-        # One round trip in the test's schema (search_path), ~10x faster than migrating online.
-        with psycopg.connect(_libpq_url(url), autocommit=True) as conn:
-            conn.execute(sql.encode())
-    else:
+    elif url.get_backend_name() != "postgresql":
         migrated = False
     engine = make_engine(db_url)
+    if url.get_backend_name() == "postgresql":
+        sql: str = request.getfixturevalue("postgres_head_sql")
+        # One round trip in the test's schema (search_path), ~10x faster than migrating online.
+        raw = engine.raw_connection()
+        try:
+            conn = raw.driver_connection
+            assert conn is not None
+            conn.autocommit = True  # the script has its own BEGIN/COMMIT
+            try:
+                conn.execute(sql.encode())
+            finally:
+                conn.autocommit = False
+        finally:
+            raw.close()
     if not migrated:
         upgrade(engine)
     db = Database(engine)
