@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import event
 
 from gatebot import monitor
 from gatebot.clock import ManualClock
@@ -129,15 +128,8 @@ def make_settings(url: str, **overrides: Any) -> Settings:
     return load_settings(**values)
 
 
-def _no_fsync(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.execute("PRAGMA synchronous=OFF")
-
-
 async def build_harness(database: Database, url: str, emulator: EmulatorServer, ws: Workspace, clock: ManualClock,
                         **settings: Any) -> tuple[Harness, GateClient]:
-    if database.engine.dialect.name == "sqlite":  # a throw-away file: durability is not under test here
-        event.listen(database.engine, "connect", _no_fsync)
-        database.engine.dispose()
     app = create_app(SandboxConfig(completion_delay=90.0), clock=clock)
     sim: Simulator = app.state.sim
     calls = CallRecorder()
