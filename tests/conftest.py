@@ -1,4 +1,6 @@
-"""Shared fixtures for the whole test suite: databases for the order store.
+"""Fixtures the whole test suite shares: databases for the order store, a clean environment, a clock,
+the Slack emulator and Gate sandbox processes.
+
 
 ``db_url`` is parametrized over ``sqlite`` (a file in ``tmp_path``) and ``postgres`` (the local server,
 ``postgresql://postgres@127.0.0.1:5432/test`` unless ``GATEBOT_TEST_POSTGRES_URL`` says otherwise), so
