@@ -1,7 +1,6 @@
 """Fixtures the whole test suite shares: databases for the order store, a clean environment, a clock,
 the Slack emulator and Gate sandbox processes.
 
-
 ``db_url`` is parametrized over ``sqlite`` (a file in ``tmp_path``) and ``postgres`` (the local server,
 ``postgresql://postgres@127.0.0.1:5432/test`` unless ``GATEBOT_TEST_POSTGRES_URL`` says otherwise), so
 every test that uses it runs on both. Each PostgreSQL test gets a fresh, uniquely named schema (the
