@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,11 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith(("SLACK_", "GATE_", "GATEBOT_")) or name in {"DATABASE_URL", "PORT"}:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+def _clean_env(_clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The shared clean environment (tests/conftest.py), with a store in the test's directory."""
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("GATEBOT_ENV", "development")
 
@@ -72,19 +68,6 @@ def test_check_reports_an_unreachable_gate(monkeypatch: pytest.MonkeyPatch, caps
     assert main(["check"]) == 1
     out = capsys.readouterr().out
     assert "/health   FAILED" in out and "/balance  FAILED" in out and "k" * 20 not in out
-
-
-@pytest.fixture
-def sandbox_url() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "gatebot", "sandbox", "--port", "0", "--log-level", "warning"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().split("listening on ", 1)[1].split()[0]
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_ops_commands_against_a_sandbox_process(sandbox_url: str, monkeypatch: pytest.MonkeyPatch,

@@ -11,15 +11,11 @@ from gatebot.store.crypto import FernetCipher, PlainCipher
 
 TEST_KEY = "6Qx0Vw3PlyP1yW9Jk0m7PgmFJq3oEw1r3XoCqXvV2hE="
 
+pytestmark = pytest.mark.usefixtures("_clean_env")  # tests/conftest.py: no stray variables, .env, gatebot.toml
+
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(("SLACK_", "GATE_", "GATEBOT_")) or name in {"DATABASE_URL", "PORT"}:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no stray .env / gatebot.toml
+def _production_key(_clean_env, monkeypatch):
     monkeypatch.setenv("GATEBOT_ENCRYPTION_KEY", TEST_KEY)  # production (the default) requires one
 
 

@@ -8,9 +8,11 @@ Used by offline tests of the Slack app and by ``gatebot demo``::
         driver = emu.driver("http://127.0.0.1:3000/slack/events", signing_secret)
         await driver.slash_command("UALICE", "balance", channel="gate-ops")
 
-Modules: :mod:`~gatebot.emulator.workspace` (state and Slack's rules), :mod:`~gatebot.emulator.web_api`
-(Starlette app), :mod:`~gatebot.emulator.driver` (signed requests to the app),
-:mod:`~gatebot.emulator.server` (uvicorn on a loopback port, threaded or in-loop).
+Modules: :mod:`~gatebot.emulator.workspace` (state and Slack's rules; assembled from ``state``,
+``directory``, ``conversations``, ``responses`` and ``views``, with the records in ``model`` and the Block
+Kit rules in ``blockkit``), :mod:`~gatebot.emulator.web_api` (Starlette app),
+:mod:`~gatebot.emulator.driver` (signed requests to the app; with ``transport``, ``actions``, ``modals``
+and ``deliveries``), :mod:`~gatebot.emulator.server` (uvicorn on a loopback port, threaded or in-loop).
 
 Must not import slack_bolt or slack_sdk (tests may, to check the emulator against them).
 """

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from gatebot.clock import ManualClock
-from gatebot.emulator import EmulatorServer, Workspace, running_emulator
-
-
-@pytest.fixture(scope="session")
-def emulator_server() -> Iterator[EmulatorServer]:
-    with running_emulator() as server:
-        yield server
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+from gatebot.emulator import EmulatorServer, Workspace
 
 
 @pytest.fixture

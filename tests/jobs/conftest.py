@@ -8,8 +8,7 @@ alert channel, ``#finance`` the finance channel), reached through a real ``Async
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -18,12 +17,11 @@ from typing import Any
 import httpx
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import event
 
 from gatebot import monitor
 from gatebot.clock import ManualClock
 from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY, Settings, load_settings
-from gatebot.emulator import EmulatorServer, Message, Workspace, running_emulator
+from gatebot.emulator import EmulatorServer, Message, Workspace
 from gatebot.events import EventBus
 from gatebot.gate import GateClient, RetryPolicy
 from gatebot.jobs import JobContext, JobOutcome, build_context, run_job
@@ -43,21 +41,12 @@ HOME = "https://slack.example/app_redirect?app=A1"
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    for name in list(os.environ):
-        if name.startswith(("SLACK_", "GATE_", "GATEBOT_")) or name in {"DATABASE_URL", "PORT"}:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no stray .env / gatebot.toml
+def _clean_env(_clean_env: None) -> None:
+    """Every jobs test runs in the shared clean environment (tests/conftest.py)."""
 
 
 async def _no_sleep(_: float) -> None:
     return None
-
-
-@pytest.fixture(scope="session")
-def emulator_server() -> Iterator[EmulatorServer]:
-    with running_emulator() as server:
-        yield server
 
 
 @dataclass
@@ -140,15 +129,8 @@ def make_settings(url: str, **overrides: Any) -> Settings:
     return load_settings(**values)
 
 
-def _no_fsync(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.execute("PRAGMA synchronous=OFF")
-
-
 async def build_harness(database: Database, url: str, emulator: EmulatorServer, ws: Workspace, clock: ManualClock,
                         **settings: Any) -> tuple[Harness, GateClient]:
-    if database.engine.dialect.name == "sqlite":  # a throw-away file: durability is not under test here
-        event.listen(database.engine, "connect", _no_fsync)
-        database.engine.dispose()
     app = create_app(SandboxConfig(completion_delay=90.0), clock=clock)
     sim: Simulator = app.state.sim
     calls = CallRecorder()
@@ -168,11 +150,6 @@ async def build_harness(database: Database, url: str, emulator: EmulatorServer, 
     harness = Harness(clock=clock, db=database, sim=sim, settings=conf, core=core, ctx=ctx, ws=ws, slack=slack,
                       poster=poster, calls=calls)
     return harness, client
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
-"""Fixtures for the order pipeline: a store (SQLite and PostgreSQL), the in-process sandbox, a clock."""
+"""Fixtures for the order pipeline: a store (SQLite and PostgreSQL), the in-process sandbox, a clock, and a
+sandbox process for the crash test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -39,6 +40,17 @@ class Pipeline:
 
     def gate_requests(self) -> int:
         return sum(self.sim.stats()["requests"].values())
+
+
+@pytest.fixture
+def sandbox_process(start_sandbox_process: Callable[..., str]) -> str:
+    """A Gate sandbox process for the crash test: answers 0.1 s after processing, never completes.
+
+    The latency is the window a SIGKILL must land in to lose Gate's answer; the test's random kill
+    delays span 1.6 times it (before the request, in flight, after the answer). Every Gate request
+    pays it, so it is most of the test's wall time: 0.1 s keeps the window and halves the test."""
+    return start_sandbox_process("-m", "gatebot.sandbox", "--port", "0", "--latency", "0.1", "--log-level",
+                                 "warning", "--completion-delay", "3600")
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Crash safety with real processes, and an unreliable Gate: never a lost order, never a duplicate.
 
 1. A worker process places 50 orders and is SIGKILLed at random points between "intent saved" and
-   "Gate answered" (the sandbox answers creates 0.25 s after processing them, so many kills land
+   "Gate answered" (the sandbox answers creates 0.1 s after processing them, so many kills land
    after Gate created the order but before we heard back). After restarts and recovery the sandbox
    holds exactly one order per intent and the store agrees with it.
 2. With 30 % of creates failing (503, reset after processing, 500 after processing), requests
@@ -20,7 +20,6 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,22 +39,6 @@ from gatebot.store.models import FINAL_STATUSES, OrderStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def sandbox_process() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gatebot.sandbox", "--port", "0", "--latency", "0.25", "--log-level", "warning",
-         "--completion-delay", "3600"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    url = line.split("listening on ", 1)[1].split()[0]
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _admin(url: str, path: str) -> object:
@@ -83,8 +66,8 @@ def test_sigkill_between_intent_and_answer_loses_nothing_and_duplicates_nothing(
             if line.startswith("DONE"):
                 finished = True
                 break
-            if line.startswith("INTENT") and rng.random() < 0.45:
-                time.sleep(rng.uniform(0, 0.4))  # before the request, in flight, or after Gate processed it
+            if line.startswith("INTENT") and rng.random() < 0.3:  # 13 of the 50 intents with this seed
+                time.sleep(rng.uniform(0, 0.16))  # before the request, in flight, or after Gate processed it
                 worker.send_signal(signal.SIGKILL)
                 kills += 1
                 break

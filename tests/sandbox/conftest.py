@@ -20,11 +20,6 @@ from gatebot.sandbox.simulator import SandboxConfig, Simulator
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def config() -> SandboxConfig:
     return SandboxConfig()
 

@@ -56,7 +56,7 @@ async def test_bearer_is_explained(client: httpx.AsyncClient) -> None:
     assert SANDBOX_API_KEY not in response.text  # the key is never echoed
 
 
-@pytest.mark.parametrize("agent", [str(uuid.uuid4()), "not-a-uuid"])
+@pytest.mark.parametrize("agent", [str(uuid.uuid4()), "not-a-uuid"], ids=["another-agent", "not-a-uuid"])
 async def test_the_key_of_one_agent_does_not_open_another(client: httpx.AsyncClient, agent: str) -> None:
     response = await client.get(f"/agent/{agent}/balance")
     assert response.status_code == 401

@@ -20,7 +20,7 @@ import asyncio
 import json
 import shutil
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -44,7 +44,6 @@ from gatebot.emulator import (
     SubmitResult,
     View,
     Workspace,
-    running_emulator,
 )
 from gatebot.runtime import Core, core
 from gatebot.sandbox.app import create_app as create_sandbox
@@ -70,12 +69,6 @@ OPS_CHANNEL = "COPS"
 NO_BOT_CHANNEL = "CGENERAL"  # the bot is not a member
 
 T = TypeVar("T")
-
-
-@pytest.fixture(scope="session")
-def emulator_server() -> Iterator[EmulatorServer]:
-    with running_emulator() as server:
-        yield server
 
 
 class LimitsRecorder:
@@ -255,11 +248,6 @@ def scenario_settings(*, db_path: Path, api_url: str, bot_token: str, **override
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture

@@ -23,11 +23,6 @@ def server() -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def workspace(server: EmulatorServer, clock: ManualClock) -> Workspace:
     ws = Workspace.sample(clock=clock)
     ws.add_usergroup("ops", id="SOPS", members=["UBOB"])

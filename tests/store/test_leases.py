@@ -95,7 +95,8 @@ def _wait_until_blocked(database: Database, timeout: float = 5.0) -> None:
         deadline = conn.execute(text("SELECT clock_timestamp() + make_interval(secs => :t)"), {"t": timeout}).scalar()
         while True:
             waiting = conn.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid() "
+                     "AND datname = current_database()")
             ).scalar()
             if waiting or conn.execute(text("SELECT clock_timestamp() > :d"), {"d": deadline}).scalar():
                 return

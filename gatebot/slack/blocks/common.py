@@ -21,6 +21,18 @@ from typing import Any, Protocol
 
 from gatebot.gate.models import CustomerAccountField, ProductKind
 from gatebot.money import Money, MoneyError
+from gatebot.slack.blocks.limits import (
+    MAX_BUTTON_TEXT,
+    MAX_CONTEXT_ELEMENTS,
+    MAX_FALLBACK_TEXT,
+    MAX_FIELD_TEXT,
+    MAX_FIELDS,
+    MAX_HEADER,
+    MAX_SECTION_TEXT,
+)
+from gatebot.slack.blocks.limits import (
+    MAX_MESSAGE_BLOCKS as MAX_MESSAGE_BLOCKS,  # re-exported: the listeners split long lists by it
+)
 
 __all__ = [
     "ELLIPSIS",
@@ -69,16 +81,8 @@ ELLIPSIS = "…"
 EN_DASH = "\u2013"
 TIMES = "\u00d7"
 
-# Slack's limits (see limits.py for the checks).
-MAX_MESSAGE_BLOCKS = 50
-MAX_VIEW_BLOCKS = 100
-MAX_FALLBACK = 4000
-MAX_SECTION_TEXT = 3000
-MAX_FIELD_TEXT = 2000
-MAX_FIELDS = 10
-MAX_HEADER = 150
-MAX_BUTTON_TEXT = 75
-MAX_CONTEXT_ELEMENTS = 10
+# Slack's limits live in limits.py (with the checks); the builders here truncate to them.
+MAX_FALLBACK = MAX_FALLBACK_TEXT
 
 #: Order statuses after which nothing changes (``rejected`` is ours: Gate refused it with a 4xx).
 FINAL_STATUSES = frozenset({"completed", "failed", "rejected"})
