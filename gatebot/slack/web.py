@@ -98,7 +98,8 @@ async def serve(web: Starlette, *, host: str, port: int, log_level: str = "info"
     ``stop`` on SIGTERM/SIGINT. ``on_ready(url)`` is called once the socket accepts connections
     (``port=0``: any)."""
     config = uvicorn.Config(web, host=host, port=port, lifespan="off", log_level=log_level.lower(),
-                            access_log=False, proxy_headers=True, timeout_graceful_shutdown=10)
+                            access_log=False, proxy_headers=True, timeout_graceful_shutdown=10,
+                            log_config=None)  # uvicorn's records go through our handlers (redaction)
     server = _Server(config)
     stop = stop or asyncio.Event()
 
