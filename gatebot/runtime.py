@@ -132,4 +132,4 @@ async def core(settings: Settings, *, clock: Clock | None = None, check_schema: 
                    clock=clock, sandbox_app=sandbox_app, extras={"gate_calls": calls})
     finally:
         await client.aclose()
-        db.engine.dispose()
+        db.dispose()

@@ -13,11 +13,13 @@ Nothing connects at import time. Must not import Slack, the scheduler or the Gat
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -126,12 +128,20 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
+T = TypeVar("T")
+
+#: Worker threads of :meth:`Database.run` on PostgreSQL (SQLite: one).
+DB_WORKERS = 4
+
+
 class Database:
     """An engine and its session factory. Build one in the composition root and pass it down."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(bind=engine, class_=Session, expire_on_commit=False)
+        self._executor: ThreadPoolExecutor | None = None
+        self._in_flight = 0
 
     @classmethod
     def from_url(cls, url: str | URL, *, echo: bool = False) -> Database:
@@ -156,6 +166,37 @@ class Database:
                 raise
             session.commit()
 
+    async def run(self, work: Callable[[Session], T], /) -> T:
+        """``work(session)`` as one unit of work (like :meth:`session`: commit at the end, rollback if it
+        raises), on the store's own worker thread, so the event loop never waits on the database.
+
+        The convention for async code: the database is touched only inside ``await db.run(...)``; the
+        synchronous ``with db.session()`` is for synchronous callers (CLI set-up, migrations, tests).
+        ``work`` must not await or call back into the loop. Returned rows stay readable after the
+        commit (``expire_on_commit=False``). A cancelled caller does not cancel ``work``: once started
+        it runs to its commit, which is what an intent written before a Gate request needs.
+
+        SQLite gets one worker (its writes are serialised anyway, and an in-memory database is one
+        connection); PostgreSQL a few, within the engine's pool.
+        """
+        if self._executor is None:
+            workers = 1 if self.engine.dialect.name == "sqlite" else DB_WORKERS
+            self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gatebot-db")
+        self._in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._unit_of_work, work)
+        finally:
+            self._in_flight -= 1
+
+    def _unit_of_work(self, work: Callable[[Session], T]) -> T:
+        with self.session() as session:
+            return work(session)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a :meth:`run` is in progress (the demo waits for it before it reads the screen)."""
+        return self._in_flight > 0
+
     def upgrade(self, revision: str = "head") -> None:
         upgrade(self.engine, revision)
 
@@ -163,6 +204,9 @@ class Database:
         check_schema(self.engine)
 
     def dispose(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         self.engine.dispose()
 
     def __repr__(self) -> str:
