@@ -48,6 +48,7 @@ from gatebot.alerts import AlertPolicy, BalanceReading, HealthObservation, Notif
 from gatebot.clock import Clock
 from gatebot.config import Settings, Thresholds
 from gatebot.gate.models import Deposit
+from gatebot.logcontext import log_context
 from gatebot.money import Money
 from gatebot.monitor import CallRecorder, DepositNotice, Digest, LogPoster, Poster
 from gatebot.orders import GateDown, OrderService, TrackResult
@@ -186,6 +187,12 @@ def describe_error(exc: BaseException) -> str:
 
 
 async def run_job(ctx: JobContext, job: str | JobSpec, **kwargs: Any) -> JobOutcome:
+    """Run one job once (see :func:`_run_job`); every log line of the run names the job (``job`` in JSON logs)."""
+    with log_context(job=job if isinstance(job, str) else job.name):
+        return await _run_job(ctx, job, **kwargs)
+
+
+async def _run_job(ctx: JobContext, job: str | JobSpec, **kwargs: Any) -> JobOutcome:
     """Run one job once: no overlap with itself, skipped while the API it needs is down, every
     exception caught (logged without secrets, counted in its record), outcome recorded."""
     spec = ctx.spec(job) if isinstance(job, str) else job
