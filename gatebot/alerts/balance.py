@@ -169,10 +169,7 @@ def check_balance(
     if api_down:
         return state, []
     cur = state.currency
-    for what, money in (("balance", reading.balance), ("spent_last_24h", reading.spent_last_24h),
-                        ("warning level", thresholds.warning), ("critical level", thresholds.critical)):
-        if money is not None and money.currency != cur:
-            raise MoneyError(f"{what} is in {money.currency}, but this is the {cur} balance alert")
+    _check_currencies(cur, reading, thresholds)
     margin = Money.rounded(thresholds.warning.amount * policy.clear_margin, cur)
     a = state.alert
     current = _RANK[a.level] if a.open else 0
@@ -211,6 +208,13 @@ def check_balance(
         s, notes = _emit(s, now, reason="value")
     s, more = tick(s, now, policy)
     return s, notes + more
+
+
+def _check_currencies(cur: str, reading: BalanceReading, thresholds: Thresholds) -> None:
+    for what, money in (("balance", reading.balance), ("spent_last_24h", reading.spent_last_24h),
+                        ("warning level", thresholds.warning), ("critical level", thresholds.critical)):
+        if money is not None and money.currency != cur:
+            raise MoneyError(f"{what} is in {money.currency}, but this is the {cur} balance alert")
 
 
 def _balance_target(balance: Money, t: Thresholds, margin: Money, current: int) -> int:

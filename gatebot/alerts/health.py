@@ -154,30 +154,7 @@ def check_health(
     until ``flap_quiet`` passes without a change.
     """
     now = _aware(now, "now")
-    s = state
-    changed: Literal["up", "down"] | None = None
-    detail = None if observation.ok else \
-        _clip(observation.detail) if observation.detail else f"{observation.source} failed"
-    if observation.source == "call":
-        if observation.ok:
-            s = replace(s, call_failures=0, call_failing_since=None)
-        else:
-            s = replace(s, call_failures=s.call_failures + 1, call_failing_since=s.call_failing_since or now,
-                        last_error=detail)
-    elif observation.ok:
-        s = replace(s, failures=0, successes=s.successes + 1, failing_since=None, next_probe_at=None,
-                    backoff_s=0)
-        if s.down and s.successes >= policy.health_recover_after:
-            changed = "up"
-            s = replace(s, down=False, call_failures=0, call_failing_since=None, changes=(*s.changes, now),
-                        last_change_at=now)
-    else:
-        s = replace(s, failures=s.failures + 1, successes=0, failing_since=s.failing_since or now,
-                    last_error=detail)
-        if s.down:
-            previous = timedelta(seconds=s.backoff_s) if s.backoff_s > 0 else policy.probe_interval
-            delay = min(previous * 2, policy.probe_backoff_cap)
-            s = replace(s, backoff_s=_seconds(delay), next_probe_at=now + delay)
+    s, changed = _count(state, observation, now, policy)
     if not s.down and (s.failures >= policy.health_fail_after or s.call_failures >= policy.health_fail_after):
         changed = "down"
         since = [t for t, n in ((s.failing_since, s.failures), (s.call_failing_since, s.call_failures))
@@ -198,6 +175,33 @@ def check_health(
     # While flapping a change is deliberately silent: the circuit follows it, the message does not.
     s, more = tick(s, now, policy)
     return s, notes + more
+
+
+def _count(
+    s: HealthState, observation: HealthObservation, now: datetime, policy: AlertPolicy
+) -> tuple[HealthState, Literal["up", "down"] | None]:
+    """Count one outcome in its signal's streak; ``"up"`` when the probe closes the circuit."""
+    detail = None if observation.ok else \
+        _clip(observation.detail) if observation.detail else f"{observation.source} failed"
+    if observation.source == "call":
+        if observation.ok:
+            return replace(s, call_failures=0, call_failing_since=None), None
+        return replace(s, call_failures=s.call_failures + 1, call_failing_since=s.call_failing_since or now,
+                       last_error=detail), None
+    if observation.ok:
+        s = replace(s, failures=0, successes=s.successes + 1, failing_since=None, next_probe_at=None,
+                    backoff_s=0)
+        if s.down and s.successes >= policy.health_recover_after:
+            return replace(s, down=False, call_failures=0, call_failing_since=None, changes=(*s.changes, now),
+                           last_change_at=now), "up"
+        return s, None
+    s = replace(s, failures=s.failures + 1, successes=0, failing_since=s.failing_since or now,
+                last_error=detail)
+    if s.down:
+        previous = timedelta(seconds=s.backoff_s) if s.backoff_s > 0 else policy.probe_interval
+        delay = min(previous * 2, policy.probe_backoff_cap)
+        s = replace(s, backoff_s=_seconds(delay), next_probe_at=now + delay)
+    return s, None
 
 
 def _start_flapping(s: HealthState, now: datetime) -> tuple[HealthState, list[Notification]]:
