@@ -119,6 +119,17 @@ def test_an_unreadable_alert_row_is_skipped_not_fatal(database: Database, caplog
     assert notes == [] and monitor.health_state(database).successes == 1
 
 
+def test_a_state_stored_under_another_key_is_not_taken_for_it(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    low(database, "450.00", T0)
+    with database.session() as s:
+        repo.kv_set(s, "alert:balance:EUR", repo.kv_get(s, "alert:balance:USD"), T0)
+    assert monitor.alert_state(database, "balance:EUR") is None
+    assert "stored under balance:EUR is for balance:USD" in caplog.text
+    assert [state.key for state in monitor.all_states(database)] == ["balance:USD"]
+
+
 def run_both(*workers: Callable[[], None]) -> None:
     errors: list[BaseException] = []
 
