@@ -1,0 +1,64 @@
+"""Reading Gate's balances, with the last known reading as the fallback when Gate is slow or down.
+
+Must not import Slack or the scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gatebot import gate
+from gatebot.orders.base import ServiceBase
+from gatebot.orders.model import BalanceSnapshot, GateDown
+from gatebot.store import repo
+
+log = logging.getLogger(__name__)
+
+
+_BALANCES_KEY = "gate:balances"
+
+
+class Balances(ServiceBase):
+    """Balances from Gate, remembered in the store for every process."""
+
+    async def balances(self, *, max_wait: float | None = None) -> BalanceSnapshot:
+        """Fetch the balances (and remember them); past ``max_wait`` seconds use the last known ones.
+
+        Raises :class:`GateDown` when Gate cannot answer and nothing is known yet.
+        """
+        fetch = asyncio.ensure_future(self.gate.get_balance())
+        try:
+            balances = await asyncio.wait_for(asyncio.shield(fetch), max_wait) if max_wait else await fetch
+        except (TimeoutError, gate.GateError) as exc:
+            if isinstance(exc, TimeoutError):
+                fetch.add_done_callback(self._remember_late_balances)
+            cached = self.cached_balances()
+            if cached is None:
+                raise GateDown(f"Could not read the balance from Gate ({type(exc).__name__}); "
+                               "no order was sent. Try again in a minute.") from None
+            return cached
+        return self._remember_balances(balances)
+
+    def cached_balances(self) -> BalanceSnapshot | None:
+        """The balances last read from Gate by any process, or ``None``."""
+        with self.db.session() as s:
+            raw = repo.kv_get(s, _BALANCES_KEY)
+        if not raw:
+            return None
+        return BalanceSnapshot(balances=[gate.Balance.model_validate(b) for b in raw["items"]],
+                               at=raw["at"], cached=True)
+
+    def _remember_balances(self, balances: list[gate.Balance]) -> BalanceSnapshot:
+        now = self.clock.now()
+        with self.db.session() as s:
+            repo.kv_set(s, _BALANCES_KEY, {"at": now, "items": [
+                {"currency_code": b.currency_code, "available": b.available, "updated_at": b.updated_at}
+                for b in balances]}, now)
+            s.commit()
+        return BalanceSnapshot(balances=balances, at=now)
+
+    def _remember_late_balances(self, fetch: asyncio.Future[list[gate.Balance]]) -> None:
+        if not fetch.cancelled() and fetch.exception() is None:
+            self._remember_balances(fetch.result())
+
