@@ -91,7 +91,7 @@ class FakeOrder:
     is_test: bool = False
     requester: str | None = "U0123ABCD"
     origin_channel: str | None = "C0123ABCD"
-    origin_ts: str | None = "1732438800.000100"
+    message_ts: str | None = "1732438800.000100"
     created_at: datetime | None = NOW
     updated_at: datetime | None = NOW + timedelta(seconds=90)
     submitted_at: datetime | None = NOW + timedelta(seconds=1)

@@ -3,9 +3,10 @@
 One module per meaning: :mod:`.orders` (insert, read, lists, :func:`set_status` — the only way an
 order's status changes — and its history), :mod:`.lookups` (the order a person means), :mod:`.audit`,
 :mod:`.catalog` (the cached catalog and its search), :mod:`.deposits`, :mod:`.kv` (the key-value
-store), :mod:`.leases` and :mod:`.reports` (read-only queries for metrics and exports). This package
-re-exports them all, so ``from gatebot.store import repo; repo.find_order(s, ref)`` is the way to call
-them.
+store), :mod:`.leases`,
+:mod:`.messages` (where an order's Slack message lives) and :mod:`.reports` (read-only queries for
+metrics and exports). This package re-exports them all, so
+``from gatebot.store import repo; repo.find_order(s, ref)`` is the way to call them.
 
 Transactions belong to the caller: nothing here commits. Functions flush when the caller needs a
 generated id at once (``add_order``). Writes that other processes race for are single atomic statements
@@ -39,6 +40,13 @@ from gatebot.store.repo.lookups import (
     find_orders,
     normalize_ref,
 )
+from gatebot.store.repo.messages import (
+    claim_message,
+    release_message,
+    save_message,
+    set_dm_sent,
+    take_over_message,
+)
 from gatebot.store.repo.orders import (
     MAX_ORDER_NUMBER,
     MAX_REF_LENGTH,
@@ -69,6 +77,7 @@ __all__ = [
     "add_order",
     "audit",
     "catalog_refreshed_at",
+    "claim_message",
     "deposits_between",
     "external_ref_exists",
     "find_order",
@@ -95,9 +104,13 @@ __all__ = [
     "record_deposits",
     "reencrypt_secrets",
     "release_lease",
+    "release_message",
     "replace_catalog",
+    "save_message",
     "search_products",
+    "set_dm_sent",
     "set_status",
+    "take_over_message",
     "try_acquire_lease",
     "unannounced_deposits",
 ]
