@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from gatebot import gate
 from gatebot.orders.base import ServiceBase
@@ -33,32 +34,44 @@ class Balances(ServiceBase):
         except (TimeoutError, gate.GateError) as exc:
             if isinstance(exc, TimeoutError):
                 fetch.add_done_callback(self._remember_late_balances)
-            cached = self.cached_balances()
+            cached = await self.acached_balances()
             if cached is None:
                 raise GateDown(f"Could not read the balance from Gate ({type(exc).__name__}); "
                                "no order was sent. Try again in a minute.") from None
             return cached
-        return self._remember_balances(balances)
+        return await self._remember_balances(balances)
 
     def cached_balances(self) -> BalanceSnapshot | None:
-        """The balances last read from Gate by any process, or ``None``."""
+        """The balances last read from Gate by any process, or ``None`` (synchronous callers; async code
+        awaits :meth:`acached_balances`)."""
         with self.db.session() as s:
-            raw = repo.kv_get(s, _BALANCES_KEY)
-        if not raw:
-            return None
-        return BalanceSnapshot(balances=[gate.Balance.model_validate(b) for b in raw["items"]],
-                               at=raw["at"], cached=True)
+            return _snapshot(repo.kv_get(s, _BALANCES_KEY))
 
-    def _remember_balances(self, balances: list[gate.Balance]) -> BalanceSnapshot:
+    async def acached_balances(self) -> BalanceSnapshot | None:
+        """:meth:`cached_balances`, read off the event loop."""
+        return _snapshot(await self.db.run(lambda s: repo.kv_get(s, _BALANCES_KEY)))
+
+    async def _remember_balances(self, balances: list[gate.Balance]) -> BalanceSnapshot:
         now = self.clock.now()
-        with self.db.session() as s:
-            repo.kv_set(s, _BALANCES_KEY, {"at": now, "items": [
-                {"currency_code": b.currency_code, "available": b.available, "updated_at": b.updated_at}
-                for b in balances]}, now)
-            s.commit()
+        value = {"at": now, "items": [
+            {"currency_code": b.currency_code, "available": b.available, "updated_at": b.updated_at}
+            for b in balances]}
+        await self.db.run(lambda s: repo.kv_set(s, _BALANCES_KEY, value, now))
         return BalanceSnapshot(balances=balances, at=now)
 
     def _remember_late_balances(self, fetch: asyncio.Future[list[gate.Balance]]) -> None:
         if not fetch.cancelled() and fetch.exception() is None:
-            self._remember_balances(fetch.result())
+            task = asyncio.ensure_future(self._remember_balances(fetch.result()))
+            _late_writes.add(task)  # keep a reference until it is done
+            task.add_done_callback(_late_writes.discard)
+
+
+_late_writes: set[asyncio.Future[BalanceSnapshot]] = set()
+
+
+def _snapshot(raw: Any) -> BalanceSnapshot | None:
+    if not raw:
+        return None
+    return BalanceSnapshot(balances=[gate.Balance.model_validate(b) for b in raw["items"]],
+                           at=raw["at"], cached=True)
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from gatebot import gate
 from gatebot.orders.base import ServiceBase
@@ -34,15 +35,14 @@ class Recording(ServiceBase):
         try:
             return await self._record_gate_order(order_id, g, actor=actor)
         except IntegrityError:  # the write was rolled back; the unique index on gate_order_id says who
-            holder = self._gate_id_holder(g.id, order_id)
+            holder = await self._gate_id_holder(g.id, order_id)
             if holder is None:
                 raise
         return await self._gate_id_taken(order_id, g.id, holder, actor=actor)
 
-    def _gate_id_holder(self, gate_id: str, order_id: int) -> int | None:
+    async def _gate_id_holder(self, gate_id: str, order_id: int) -> int | None:
         """The number of *another* order holding ``gate_id``, or ``None``."""
-        with self.db.session() as s:
-            held = repo.orders_by_gate_ids(s, [gate_id]).get(gate_id)
+        held = await self.db.run(lambda s: repo.orders_by_gate_ids(s, [gate_id]).get(gate_id))
         return held.id if held is not None and held.id != order_id else None
 
     async def _gate_id_taken(self, order_id: int, gate_id: str, holder: int, *, actor: str) -> Order:
@@ -105,29 +105,30 @@ class Recording(ServiceBase):
         change is compare-and-set in the store; losing that race means someone else recorded it.
         """
         now = self.clock.now()
-        with self.db.session() as s:
+
+        def record(s: Session) -> tuple[Order, bool]:
             order = repo.get_order(s, order_id)
             if order is None:
                 raise LookupError(f"no order #{order_id}")
             current = OrderStatus(order.status)
             if current not in allowed_from and current is not status:
-                return order
+                return order, False
             update(order, now)
-            changed = current is not status
-            try:
-                if changed:
-                    order.status_reason = reason
-                    repo.set_status(s, order, status, actor=actor, note=reason, now=now)
-                else:
-                    order.updated_at = now
-                    s.add(order)
-                s.commit()
-            except repo.StatusConflict:
-                s.rollback()
-                log.info("order #%s was updated concurrently; keeping the other writer's status", order_id)
-                fresh = repo.get_order(s, order_id)
-                assert fresh is not None
-                return fresh
+            if current is not status:
+                order.status_reason = reason
+                repo.set_status(s, order, status, actor=actor, note=reason, now=now)  # compare-and-set
+                return order, True
+            order.updated_at = now
+            s.add(order)
+            return order, False
+
+        try:
+            order, changed = await self.db.run(record)
+        except repo.StatusConflict:  # the unit of work was rolled back: the other writer's status stands
+            log.info("order #%s was updated concurrently; keeping the other writer's status", order_id)
+            fresh = await self.db.run(lambda s: repo.get_order(s, order_id))
+            assert fresh is not None
+            return fresh
         if changed:
             await self._emit(f"order.{status}", order)
         return order

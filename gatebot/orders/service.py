@@ -26,23 +26,30 @@ class OrderService(Tracking):
         types = {t.id: t.code for t in await self.gate.list_product_types()}
         products = [p async for p in self.gate.iter_products(page_size=100)]
         for attempt in (1, 2):
-            with self.db.session() as s:
-                try:
-                    repo.replace_catalog(s, products, types, now=self.clock.now())
-                    s.commit()
-                    break
-                except IntegrityError:
-                    # Another process (e.g. a parallel `gatebot buy` on an empty store) inserted the
-                    # same products first: start again over its rows, which then are updates.
-                    s.rollback()
-                    if attempt == 2:
-                        raise
+            now = self.clock.now()
+            try:
+                await self.db.run(lambda s: repo.replace_catalog(s, products, types, now=now))  # noqa: B023
+                break
+            except IntegrityError:
+                # Another process (e.g. a parallel `gatebot buy` on an empty store) inserted the
+                # same products first: start again over its rows, which then are updates.
+                if attempt == 2:
+                    raise
         log.info("catalog refreshed: %d products", len(products))
         return len(products)
 
     def product(self, ref: int | str) -> CatalogProduct | None:
+        """A cached product by id or slug (synchronous callers; async code awaits :meth:`aproduct`)."""
         with self.db.session() as s:
             return repo.get_product(s, ref)
+
+    async def aproduct(self, ref: int | str) -> CatalogProduct | None:
+        """:meth:`product`, read off the event loop."""
+        return await self.db.run(lambda s: repo.get_product(s, ref))
+
+    async def catalog_loaded(self) -> bool:
+        """Whether the catalog was ever loaded from Gate."""
+        return await self.db.run(lambda s: repo.catalog_refreshed_at(s) is not None)
 
 
     # -- lookups ----------------------------------------------------------------------------------------
@@ -60,6 +67,16 @@ class OrderService(Tracking):
     def history(self, order_id: int) -> list[OrderHistory]:
         with self.db.session() as s:
             return repo.history(s, order_id)
+
+    # The same lookups for async code (listeners): the store is read off the event loop.
+    async def afind(self, ref: str) -> Order | None:
+        return await self.db.run(lambda s: repo.find_order(s, ref))
+
+    async def alookup(self, ref: str) -> list[Order]:
+        return await self.db.run(lambda s: repo.find_orders(s, ref))
+
+    async def ahistory(self, order_id: int) -> list[OrderHistory]:
+        return await self.db.run(lambda s: repo.history(s, order_id))
 
     def content(self, order: Order) -> dict[str, Any] | None:
         """The decrypted ``order_content`` (voucher codes!). Callers decide who may see it."""

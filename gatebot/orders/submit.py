@@ -9,8 +9,10 @@ import logging
 import secrets
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from gatebot import gate
 from gatebot.orders.balances import Balances
@@ -56,7 +58,7 @@ class Submitting(Validation, Balances, Recording):
         balance is used and the quote says so; the order is checked again by Gate itself.
         """
         self._require_gate()
-        product, request, cost = self.validate(draft)
+        product, request, cost = await self.avalidate(draft)
         snapshot = await self.balances(max_wait=balance_wait)
         available = snapshot.get(cost.currency)
         if available is None:
@@ -75,20 +77,39 @@ class Submitting(Validation, Balances, Recording):
         Raises :class:`OrderInvalid` (nothing saved, nothing sent) or :class:`GateDown`. A draft that
         was already placed (``draft_id``) returns that order and sends nothing new.
         """
-        if draft.draft_id:
-            with self.db.session() as s:
-                existing = repo.order_by_draft(s, draft.draft_id)
+        order, _ = await self.place_new(draft, actor=actor)
+        return order
+
+    async def place_new(self, draft: OrderDraft, *, actor: str | None = None) -> tuple[Order, bool]:
+        """:meth:`place`, saying whether this call placed the order.
+
+        ``False``: the draft (``draft_id``) was already placed — by an earlier submit, or by a concurrent
+        one that won the insert — and nothing was sent; the one that inserted the intent submits it.
+        The store's unique ``draft_id`` is the one de-duplication mechanism, across tasks and processes.
+        """
+        draft_id = draft.draft_id
+        if draft_id:
+            existing = await self.db.run(lambda s: repo.order_by_draft(s, draft_id))
             if existing is not None:
-                return existing
+                return existing, False
         quote = await self.quote(draft)
-        order = await self.save_intent(quote, draft)
-        return await self.submit(order_id_of(order), actor=actor or draft.requester)
+        order, created = await self._save_intent(quote, draft)
+        if not created:
+            return order, False
+        return await self.submit(order_id_of(order), actor=actor or draft.requester), True
 
     async def save_intent(self, quote: Quote, draft: OrderDraft) -> Order:
         """Commit the order with a new idempotency key and its full body — before anything is sent."""
+        order, _ = await self._save_intent(quote, draft)
+        return order
+
+    async def _save_intent(self, quote: Quote, draft: OrderDraft) -> tuple[Order, bool]:
+        """The intent, committed (its own unit of work) when this returns; ``False``: the draft's order."""
         now = self.clock.now()
         product = quote.product
-        with self.db.session() as s:
+        chosen: list[str] = []
+
+        def insert(s: Session) -> Order:
             for _ in range(5):
                 ref = quote.request.external_ref or new_external_ref(now)
                 if quote.request.external_ref or not repo.external_ref_exists(s, ref):
@@ -106,41 +127,57 @@ class Submitting(Validation, Balances, Recording):
             )
             order.set_secret_fields(self.cipher, body=request.body(),
                                     account=dict(top.customer_account) if top else None)
-            try:
-                repo.add_order(s, order, actor=draft.requester, note="intent saved")
-                s.commit()
-            except IntegrityError:
-                s.rollback()
+            chosen.append(ref)
+            return repo.add_order(s, order, actor=draft.requester, note="intent saved")
+
+        try:
+            order = await self.db.run(insert)
+        except IntegrityError:  # rolled back; a second unit of work says who holds the draft or the ref
+            ref = chosen[-1]
+
+            def holders(s: Session) -> tuple[Order | None, Order | None]:
                 existing = repo.order_by_draft(s, draft.draft_id) if draft.draft_id else None
-                if existing is not None:
-                    log.info("draft already placed as order #%s; not placing it twice", existing.id)
-                    return existing
-                # A race lost to another intent with the same external_ref (checked before, taken since):
-                # the same answer as a sequential duplicate, from the same rule.
-                errors: dict[str, str] = {}
-                self._check_ref(ref, repo.find_order(s, ref), errors)
-                if errors:
-                    raise OrderInvalid(errors) from None
-                raise
-        log.info("order #%s intent saved (%s, ref %s)", order.id, product.name, ref)
+                return existing, None if existing is not None else repo.find_order(s, ref)
+
+            existing, owner = await self.db.run(holders)
+            if existing is not None:
+                log.info("draft already placed as order #%s; not placing it twice", existing.id)
+                return existing, False
+            # A race lost to another intent with the same external_ref (checked before, taken since):
+            # the same answer as a sequential duplicate, from the same rule.
+            errors: dict[str, str] = {}
+            self._check_ref(ref, owner, errors)
+            if errors:
+                raise OrderInvalid(errors) from None
+            raise
+        log.info("order #%s intent saved (%s, ref %s)", order.id, product.name, order.external_ref)
         await self._emit("order.created", order)
-        return order
+        return order, True
 
     async def submit(self, order_id: int, *, actor: str = "system:submit") -> Order:
-        """Send (or re-send) an order's create request with its own key and body; record the answer."""
-        with self.db.session() as s:
+        """Send (or re-send) an order's create request with its own key and body; record the answer.
+
+        The attempt is counted and committed (its own unit of work) before the request leaves.
+        """
+        now = self.clock.now()
+
+        def count_attempt(s: Session) -> tuple[Order, dict[str, Any] | None]:
             order = repo.get_order(s, order_id)
             if order is None:
                 raise LookupError(f"no order #{order_id}")
             if order.status not in _SUBMITTABLE:
-                return order
+                return order, None
             body = order.request_body(self.cipher)
-            key = order.idempotency_key
             order.attempts += 1
-            order.next_attempt_at = self.clock.now() + _backoff(order.attempts)
-            order.updated_at = self.clock.now()
+            order.next_attempt_at = now + _backoff(order.attempts)
+            order.updated_at = now
             s.add(order)
-            s.commit()
+            return order, body
+
+        order, body = await self.db.run(count_attempt)
+        if body is None:
+            return order
+        key = order.idempotency_key
         try:
             result = await self.gate.create_order(body, idempotency_key=key)
         except gate.GateInsufficientBalance as exc:

@@ -34,10 +34,10 @@ class Tracking(Submitting):
         intents behind, and re-sending them with their own keys is always safe.
         """
         now = self.clock.now()
-        with self.db.session() as s:
-            due = repo.orders_due(s, [OrderStatus.SUBMITTING, OrderStatus.UNKNOWN],
-                                  now=now + timedelta(days=3650) if everything else now, limit=limit)
-            ids = [order_id_of(o) for o in due]
+        until = now + timedelta(days=3650) if everything else now
+        due = await self.db.run(lambda s: repo.orders_due(s, [OrderStatus.SUBMITTING, OrderStatus.UNKNOWN],
+                                                          now=until, limit=limit))
+        ids = [order_id_of(o) for o in due]
         for order_id in ids:
             if not self._gate_available():
                 break
@@ -47,9 +47,9 @@ class Tracking(Submitting):
     async def track(self) -> TrackResult:
         """Bring pending orders up to date with Gate, in bulk when there are many."""
         result = TrackResult()
-        with self.db.session() as s:
-            pending = {o.gate_order_id: (order_id_of(o), o.created_at, o.order_content_enc is not None)
-                       for o in repo.open_orders(s, [OrderStatus.PENDING]) if o.gate_order_id}
+        open_pending = await self.db.run(lambda s: repo.open_orders(s, [OrderStatus.PENDING]))
+        pending = {o.gate_order_id: (order_id_of(o), o.created_at, o.order_content_enc is not None)
+                   for o in open_pending if o.gate_order_id}
         result.checked = len(pending)
         if not pending:
             return result
@@ -109,9 +109,8 @@ class Tracking(Submitting):
         """Re-submit orders waiting for funds (same key), e.g. after a deposit in ``currency`` posted."""
         if not self.resume_on_deposit:
             return 0
-        with self.db.session() as s:
-            waiting = [order_id_of(o) for o in repo.open_orders(s, [OrderStatus.WAITING_FUNDS])
-                       if currency is None or o.currency == currency]
+        rows = await self.db.run(lambda s: repo.open_orders(s, [OrderStatus.WAITING_FUNDS]))
+        waiting = [order_id_of(o) for o in rows if currency is None or o.currency == currency]
         for order_id in waiting:
             await self.submit(order_id, actor="system:deposit")
         return len(waiting)

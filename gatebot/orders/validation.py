@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from sqlmodel import Session
+
 from gatebot import logs
 from gatebot.gate.models import (
     CreateOrderRequest,
@@ -27,21 +29,36 @@ from gatebot.store.models import CatalogProduct, Order
 log = logging.getLogger(__name__)
 
 
+def _facts(s: Session, draft: OrderDraft) -> tuple[CatalogProduct | None, Order | None, bool]:
+    """What validation needs from the store: the product, the order holding the reference, an empty catalog."""
+    product = repo.get_product(s, draft.product) if str(draft.product).strip() else None
+    ref_owner = repo.find_order(s, draft.external_ref.strip()) if draft.external_ref else None
+    return product, ref_owner, repo.catalog_refreshed_at(s) is None
+
+
 class Validation(ServiceBase):
     """Draft validation (store only: instant, and works while Gate is down)."""
 
     # -- validation ---------------------------------------------------------------------------------
     def validate(self, draft: OrderDraft) -> tuple[CatalogProduct, CreateOrderRequest, Money]:
-        """Check a draft against the cached catalog and our store; no request is sent.
+        """Check a draft against the cached catalog and our store; no request is sent (synchronous callers:
+        the CLI, tests; async code awaits :meth:`avalidate`).
 
         Returns the product, the exact request body and the estimated cost, or raises
         :class:`OrderInvalid` with every problem found.
         """
-        errors: dict[str, str] = {}
         with self.db.session() as s:
-            product = repo.get_product(s, draft.product) if str(draft.product).strip() else None
-            ref_owner = repo.find_order(s, draft.external_ref.strip()) if draft.external_ref else None
-            catalog_empty = repo.catalog_refreshed_at(s) is None
+            facts = _facts(s, draft)
+        return self._judge(draft, *facts)
+
+    async def avalidate(self, draft: OrderDraft) -> tuple[CatalogProduct, CreateOrderRequest, Money]:
+        """:meth:`validate` with the store read off the event loop (``db.run``)."""
+        facts = await self.db.run(lambda s: _facts(s, draft))
+        return self._judge(draft, *facts)
+
+    def _judge(self, draft: OrderDraft, product: CatalogProduct | None, ref_owner: Order | None,
+               catalog_empty: bool) -> tuple[CatalogProduct, CreateOrderRequest, Money]:
+        errors: dict[str, str] = {}
         if product is None:
             if not str(draft.product).strip():
                 errors["product"] = "Choose a product."
