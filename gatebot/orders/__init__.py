@@ -26,6 +26,7 @@ place) and ``service`` (:class:`OrderService`, assembled from those parts). Impo
 Must not import Slack or the scheduler.
 """
 
+from gatebot.orders.drafts import Drafts, DraftState, OpenedDraft
 from gatebot.orders.model import BalanceSnapshot, GateDown, OrderDraft, OrderInvalid, Quote, TrackResult
 from gatebot.orders.service import OrderService
 from gatebot.orders.submit import BACKOFF, SUBMIT_GRACE, new_external_ref, new_idempotency_key
@@ -37,7 +38,10 @@ __all__ = [
     "SINGLE_FETCH_LIMIT",
     "SUBMIT_GRACE",
     "BalanceSnapshot",
+    "DraftState",
+    "Drafts",
     "GateDown",
+    "OpenedDraft",
     "OrderDraft",
     "OrderInvalid",
     "OrderService",

@@ -17,6 +17,7 @@ from gatebot import gate
 from gatebot.clock import Clock
 from gatebot.events import Event, EventBus
 from gatebot.gate.models import CustomerAccountField
+from gatebot.orders.drafts import Drafts
 from gatebot.orders.model import GateDown
 from gatebot.orders.validation_rules import account_fields_for
 from gatebot.store.crypto import Cipher
@@ -51,6 +52,8 @@ class ServiceBase:
         self.default_margin = default_margin
         self.resume_on_deposit = resume_on_deposit
         self._gate_available = gate_available or (lambda: True)
+        #: Reviewed drafts of the Slack order form, between review and placing.
+        self.drafts = Drafts(db=db, cipher=cipher, clock=clock)
 
 
     def fields_for(self, product: CatalogProduct) -> list[CustomerAccountField] | None:
