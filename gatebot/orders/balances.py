@@ -62,11 +62,13 @@ class Balances(ServiceBase):
     def _remember_late_balances(self, fetch: asyncio.Future[list[gate.Balance]]) -> None:
         if not fetch.cancelled() and fetch.exception() is None:
             task = asyncio.ensure_future(self._remember_balances(fetch.result()))
-            _late_writes.add(task)  # keep a reference until it is done
-            task.add_done_callback(_late_writes.discard)
+            self._background.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._background.discard)
 
-
-_late_writes: set[asyncio.Future[BalanceSnapshot]] = set()
+    async def settle(self) -> None:
+        """Wait for background writes (a late balance answer being remembered): tests, shutdown."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
 
 def _snapshot(raw: Any) -> BalanceSnapshot | None:

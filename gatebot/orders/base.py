@@ -8,6 +8,7 @@ Must not import Slack or the scheduler.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -54,6 +55,7 @@ class ServiceBase:
         self._gate_available = gate_available or (lambda: True)
         #: Reviewed drafts of the Slack order form, between review and placing.
         self.drafts = Drafts(db=db, cipher=cipher, clock=clock)
+        self._background: set[asyncio.Future[Any]] = set()
 
 
     def fields_for(self, product: CatalogProduct) -> list[CustomerAccountField] | None:
