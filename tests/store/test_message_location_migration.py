@@ -67,5 +67,6 @@ def test_packed_origin_ts_becomes_typed_columns_and_back(engine: Engine) -> None
 
     downgrade(engine, "0003")
     with engine.connect() as connection:
-        rows = dict(connection.execute(text("SELECT id, origin_ts FROM orders")).all())  # type: ignore[arg-type]
+        result = connection.execute(text("SELECT id, origin_ts FROM orders"))
+        rows: dict[int, str | None] = {row[0]: row[1] for row in result}
     assert rows == PACKED
