@@ -31,7 +31,6 @@ from gatebot.slack.blocks.messages import denied_message, error_message, order_d
 from gatebot.slack.deps import Deps
 from gatebot.slack.grammar import ROLE_SUPPORT, find_references
 from gatebot.slack.listeners import SLACK_FAILURES, acked_first, error_code, private_reply, with_note
-from gatebot.slack.notifier import message_ts
 from gatebot.store.models import Order, OrderStatus
 
 __all__ = ["order_detail_for", "order_lookup", "register"]
@@ -146,7 +145,7 @@ def _refresh_button(deps: Deps) -> Any:
             await respond(replace_original=True, text=detail["text"], blocks=detail["blocks"])
         elif channel and container.get("message_ts") and container.get("type") == "message":
             # Only the order's own status message is edited in place (a code never goes there).
-            if container.get("message_ts") != message_ts(order.origin_ts):
+            if container.get("message_ts") != order.message_ts:
                 return
             status = order_message(order, resume_on_deposit=deps.settings.gatebot_resume_on_deposit)
             try:
