@@ -2,7 +2,7 @@
 
 The Gate sandbox is served over real loopback HTTP (``running_sandbox``) with its latency fault at
 ``--latency`` seconds (5 by default): every Gate call takes that long. gatebot's web app (Starlette +
-Bolt, built exactly as ``gatebot serve`` builds it) and a bare Bolt ``AsyncApp`` that only acks are
+Bolt, built by ``gatebot.runtime`` exactly as for ``gatebot serve``) and a bare Bolt ``AsyncApp`` that only acks are
 served by uvicorn on loopback; the Slack emulator plays Slack. ``--requests`` concurrent, signed
 ``/gate balance`` and ``/gate order <ref>`` commands (half each) go through each app's real HTTP endpoint,
 and the time until each HTTP answer (the ack) is recorded. Slack allows 3 s.
@@ -62,10 +62,9 @@ from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY, Settings
 from gatebot.emulator import AckTimeoutError, EmulatorServer, LoopbackServer, SlackDriver, Workspace, running_emulator
 from gatebot.metrics import render
 from gatebot.orders import OrderDraft
-from gatebot.runtime import core
+from gatebot.runtime import build_runtime, core
 from gatebot.sandbox.server import running_sandbox
 from gatebot.sandbox.simulator import Faults, SandboxConfig
-from gatebot.slack.app import build_slack
 from gatebot.slack.web import create_web_app
 from gatebot.store.db import make_engine, normalize_url, upgrade
 
@@ -279,7 +278,9 @@ async def measure(args: argparse.Namespace, workspace: Workspace, database_url: 
             print(f"Gate sandbox at {gate_url} with every call taking {args.latency:g} s; store: {store}; "
                   f"{args.requests} concurrent /gate commands per app.")
             texts = [("balance" if i % 2 == 0 else f"order {order.external_ref}") for i in range(args.requests)]
-            app, deps = build_slack(c)
+            surface = build_runtime(c, slack="http", jobs=False).slack
+            assert surface is not None
+            app, deps = surface.app, surface.deps
             calls_before = len(workspace.ephemerals(USER))
 
             async def measured(driver: SlackDriver) -> Figures:
@@ -355,7 +356,9 @@ async def metrics_overhead(args: argparse.Namespace) -> None:
                 order = await c.orders.place(OrderDraft(product=101, requester=USER, external_ref="BENCH-1"))
                 sim.faults.update({"latency": args.latency})
                 texts = [("balance" if i % 2 == 0 else f"order {order.external_ref}") for i in range(args.requests)]
-                app, deps = build_slack(c)
+                surface = build_runtime(c, slack="http", jobs=False).slack
+                assert surface is not None
+                app, deps = surface.app, surface.deps
                 on = Figures("metrics on", [], 0, 0)
                 off = Figures("metrics off", [], 0, 0)
                 for i in range(args.rounds):

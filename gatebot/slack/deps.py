@@ -1,6 +1,6 @@
-"""What every listener needs, in one object: the core, roles, the status source, the notifier.
+"""What every listener needs, in one object: the core services it calls, roles, the status source, the notifier.
 
-:class:`Deps` is built once per process by :func:`gatebot.slack.app.build_slack` and captured by the
+:class:`Deps` is built once per process by :func:`gatebot.runtime.build_slack` and captured by the
 listeners' closures (Bolt cannot inject custom keyword arguments). It also carries the small pieces of
 per-process state the listeners share: locks that serialise a draft's placement, and the ids of the
 Events API deliveries already handled (Slack retries with the same ``event_id``).
@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,12 +29,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from gatebot.alerts import OpenAlert
 from gatebot.clock import Clock
 from gatebot.config import Settings
+from gatebot.gate import GateClient
 from gatebot.gate.models import Health
 from gatebot.orders import OrderService
-from gatebot.runtime import Core
 from gatebot.slack.blocks.common import HealthCheck
 from gatebot.slack.roles import Roles
 from gatebot.store import repo
+from gatebot.store.crypto import Cipher
 from gatebot.store.db import Database
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["Deps", "JobStatusView", "Scheduler", "StatusReport", "StatusSource"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: How many Events API ``event_id``s are remembered to drop Slack's retries.
 SEEN_EVENTS = 2048
@@ -193,9 +196,16 @@ class StatusReport:
 
 @dataclass
 class Deps:
-    """The listeners' dependencies. ``balance_wait`` bounds the modal's balance check (3 s budget)."""
+    """The listeners' dependencies: the core services they call (not the whole runtime). ``gate`` is only
+    for the ``/health`` probe and the deposits list; ``cipher`` seals modal drafts. ``balance_wait``
+    bounds the modal's balance check (3 s budget)."""
 
-    core: Core
+    settings: Settings
+    db: Database
+    clock: Clock
+    orders: OrderService
+    gate: GateClient
+    cipher: Cipher
     roles: Roles
     monitor: StatusSource
     notifier: Notifier | None = None
@@ -206,34 +216,33 @@ class Deps:
     draft_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _seen_events: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
-    # -- shortcuts ------------------------------------------------------------------------------------
-    @property
-    def settings(self) -> Settings:
-        return self.core.settings
-
-    @property
-    def db(self) -> Database:
-        return self.core.db
-
-    @property
-    def orders(self) -> OrderService:
-        return self.core.orders
-
-    @property
-    def clock(self) -> Clock:
-        return self.core.clock
-
     def now(self) -> datetime:
-        return self.core.clock.now()
+        return self.clock.now()
 
     # -- shared state ----------------------------------------------------------------------------------
-    def audit(self, *, actor: str, action: str, target: str | None, allowed: bool, detail: str | None = None) -> None:
-        """Record who did (or was refused) what. ``detail`` is for people: never a code or an account."""
-        with self.db.session() as s:
-            repo.audit(s, actor=actor, action=action, target=target, allowed=allowed, detail=detail, now=self.now())
-            s.commit()
+    async def record_audit(self, *, actor: str, action: str, target: str | None, allowed: bool,
+                           detail: str | None = None) -> None:
+        """Record who did (or was refused) what, off the event loop. ``detail`` is for people: never a code
+        or an account."""
+        now = self.now()
+        await self.db.run(lambda s: repo.audit(s, actor=actor, action=action, target=target, allowed=allowed,
+                                               detail=detail, now=now))
         if not allowed:
             log.info("refused %s to %s (%s)", action, actor, detail or "no role")
+
+    def audit(self, *, actor: str, action: str, target: str | None, allowed: bool, detail: str | None = None) -> None:
+        """:meth:`record_audit` on the calling thread: for callers not yet converted to ``await db.run``
+        (the order flow); async code awaits :meth:`record_audit`."""
+        with self.db.session() as s:
+            repo.audit(s, actor=actor, action=action, target=target, allowed=allowed, detail=detail, now=self.now())
+        if not allowed:
+            log.info("refused %s to %s (%s)", action, actor, detail or "no role")
+
+    async def off_loop(self, work: Callable[[], T]) -> T:
+        """``work()`` on the store's worker thread, for core functions that open their own sessions
+        (:mod:`gatebot.monitor`'s take the database, not a session): the loop never waits on them, and
+        ``db.busy`` covers them (the demo waits for it). Code that takes a session uses ``db.run``."""
+        return await self.db.run(lambda _session: work())
 
     def draft_lock(self, draft_id: str) -> asyncio.Lock:
         """One lock per modal draft: two "Place order" clicks run one after the other in this process
@@ -260,21 +269,23 @@ class Deps:
         now = self.now()
         report = StatusReport(at=now, database_ok=True)
         try:
-            with self.db.session() as s:
-                s.execute(text("SELECT 1"))
+            await self.db.run(lambda s: s.execute(text("SELECT 1")))
         except SQLAlchemyError as exc:
             report.database_ok = False
             report.database_error = type(exc).__name__
         if probe_gate:
-            report.gate = await self.core.gate.health()
+            report.gate = await self.gate.health()
         if report.database_ok:
             try:
-                report.circuit_open = self.monitor.circuit_open(self.db)
-                report.jobs = list(self.monitor.job_status(self.db, now))
-                report.lease = self.monitor.scheduler_status(self.db, now)
+                report.circuit_open, report.jobs, report.lease = await self.off_loop(lambda: self._stored_status(now))
             except SQLAlchemyError as exc:
                 report.database_ok = False
                 report.database_error = type(exc).__name__
         if self.scheduler is not None:
             report.local_scheduler = self.scheduler.status()
         return report
+
+    def _stored_status(self, now: datetime) -> tuple[bool, list[JobStatusView], dict[str, Any]]:
+        """Circuit, jobs and lease as the store records them (synchronous: run it off the loop)."""
+        return (self.monitor.circuit_open(self.db), list(self.monitor.job_status(self.db, now)),
+                self.monitor.scheduler_status(self.db, now))

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -37,14 +37,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import and_, or_, update
 from sqlmodel import col
 
+from gatebot.clock import Clock
 from gatebot.events import Event, EventBus
-from gatebot.runtime import Core
 from gatebot.slack.blocks.messages import order_delivery_dm, order_message, order_thread_note
 from gatebot.slack.roles import is_user_id
 from gatebot.store import repo
+from gatebot.store.db import Database
 from gatebot.store.models import Order, OrderHistory, OrderStatus
 
-__all__ = ["DM_PREFIX", "FALLBACK_ERRORS", "Notifier", "message_ts"]
+__all__ = ["DM_PREFIX", "FALLBACK_ERRORS", "Notifier", "NotifierServices", "message_ts"]
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,41 @@ def _error_code(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+class OrderReader(Protocol):
+    """What the notifier reads about an order (``gatebot.orders.OrderService`` has it)."""
+
+    def history(self, order_id: int) -> list[OrderHistory]: ...
+    def content(self, order: Order) -> dict[str, Any] | None: ...
+
+
+class ResumeSetting(Protocol):
+    """The one setting the notifier reads (``gatebot.config.Settings`` has it)."""
+
+    @property
+    def gatebot_resume_on_deposit(self) -> bool: ...
+
+
+class NotifierServices(Protocol):
+    """What the notifier calls: the store, the order reader, the clock, the event bus and one setting
+    (``gatebot.runtime.Core`` satisfies it)."""
+
+    @property
+    def db(self) -> Database: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def events(self) -> EventBus: ...
+    @property
+    def orders(self) -> OrderReader: ...
+    @property
+    def settings(self) -> ResumeSetting: ...
+
+
 class Notifier:
     """Posts and updates order status messages and delivers codes by DM."""
 
-    def __init__(self, core: Core, client: AsyncWebClient, *, claim_wait: float = 5.0) -> None:
-        self.core = core
+    def __init__(self, services: NotifierServices, client: AsyncWebClient, *, claim_wait: float = 5.0) -> None:
+        self.core = services
         self.client = client
         #: How long a later event waits for another process's first post of the same order.
         self.claim_wait = claim_wait

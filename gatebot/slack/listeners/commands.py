@@ -166,7 +166,7 @@ async def _balance(deps: Deps, cmd: Command, user: str) -> Message:
 
 async def _deposits(deps: Deps, cmd: Command, user: str) -> Message:
     try:
-        page = await deps.core.gate.list_deposits(page=1, page_size=DEPOSITS_SHOWN)
+        page = await deps.gate.list_deposits(page=1, page_size=DEPOSITS_SHOWN)
     except gate.GateError as exc:
         log.info("could not list deposits: %s", type(exc).__name__)
         return error_message(f"Could not read the deposits from Gate ({type(exc).__name__}). "

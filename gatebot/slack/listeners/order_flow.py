@@ -306,7 +306,7 @@ def _review(deps: Deps) -> Any:
 
 
 def _save_draft(deps: Deps, draft_id: str, *, user: str, draft: OrderDraft) -> None:
-    sealed = seal_json(deps.core.cipher, {
+    sealed = seal_json(deps.cipher, {
         "product": draft.product, "amount": None if draft.amount is None else str(draft.amount),
         "quantity": draft.quantity, "account": dict(draft.account), "external_ref": draft.external_ref,
         "test": draft.test, "origin_channel": draft.origin_channel,
@@ -324,7 +324,7 @@ def _stored(deps: Deps, draft_id: str) -> dict[str, Any] | None:
 
 
 def _open_draft(deps: Deps, draft_id: str, stored: dict[str, Any], user: str) -> OrderDraft:
-    data = open_json(deps.core.cipher, str(stored["sealed"]))
+    data = open_json(deps.cipher, str(stored["sealed"]))
     amount = data.get("amount")
     return OrderDraft(product=data["product"], requester=user,
                       amount=Decimal(amount) if amount is not None else None, quantity=data.get("quantity"),
