@@ -50,7 +50,7 @@ from gatebot.slack.blocks.common import (
     slack_date,
     truncate,
 )
-from gatebot.slack.listeners import SLACK_FAILURES, error_code
+from gatebot.slack.failures import SLACK_FAILURES, error_code
 from gatebot.store.db import Database
 
 __all__ = ["AlertPoster", "LinkFor", "alert_card", "app_home_link", "deposit_message", "digest_message", "ledger_hint",

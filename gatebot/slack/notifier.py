@@ -31,8 +31,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import and_, or_, update
 from sqlmodel import col
@@ -40,6 +38,7 @@ from sqlmodel import col
 from gatebot.clock import Clock
 from gatebot.events import Event, EventBus
 from gatebot.slack.blocks.messages import order_delivery_dm, order_message, order_thread_note
+from gatebot.slack.failures import SLACK_FAILURES, error_code
 from gatebot.slack.roles import is_user_id
 from gatebot.store import repo
 from gatebot.store.db import Database
@@ -60,7 +59,7 @@ CLAIM_TIMEOUT = timedelta(seconds=60)
 RETRY_EVERY = timedelta(minutes=5)
 _CLAIM = "claim:"
 DM_PREFIX = "dm:"
-SlackFailure = (SlackApiError, aiohttp.ClientError, TimeoutError, OSError)
+SlackFailure = SLACK_FAILURES  # the one definition: gatebot.slack.failures
 
 
 def message_ts(origin_ts: str | None) -> str | None:
@@ -75,10 +74,7 @@ def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0))
 
 
-def _error_code(exc: BaseException) -> str:
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error", "unknown_error"))
-    return type(exc).__name__
+_error_code = error_code  # the one definition: gatebot.slack.failures
 
 
 class OrderReader(Protocol):
