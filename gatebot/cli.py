@@ -113,19 +113,20 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
 
 # -- db -----------------------------------------------------------------------------------------------
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
-    from gatebot.store.db import current_revision, head_revision, make_engine, upgrade
+    from gatebot.runtime import build_database
+    from gatebot.store.db import current_revision, head_revision
 
-    engine = make_engine(settings.database_url)
+    db = build_database(settings, check=False)  # migrations are what this command is for
     try:
         if args.db_command == "upgrade":
-            before = current_revision(engine)
-            upgrade(engine)
-            after = current_revision(engine)
+            before = current_revision(db.engine)
+            db.upgrade()
+            after = current_revision(db.engine)
             print(f"database at {after}" + (" (already up to date)" if before == after else f" (was {before})"))
         else:
-            print(f"database at {current_revision(engine) or '(empty)'}; code needs {head_revision()}")
+            print(f"database at {current_revision(db.engine) or '(empty)'}; code needs {head_revision()}")
     finally:
-        engine.dispose()
+        db.dispose()
     return 0
 
 
@@ -420,32 +421,15 @@ def cmd_clock(args: argparse.Namespace, settings: Settings) -> int:
 
     if settings.slack_bot_token is None:
         logging.getLogger("gatebot").warning("SLACK_BOT_TOKEN is not set: alerts are only logged")
-    leader = [False]
 
     async def go() -> int:
-        # The jobs, and (with a bot token) the notifier: tracking and recovery events still edit order
-        # messages and deliver codes.
-        async with runtime(settings, jobs=True,
-                           on_leadership=lambda is_leader, _why: leader.__setitem__(0, is_leader)) as rt:
-            port = settings.gatebot_metrics_port
-            stop_metrics = _clock_metrics(rt.core, port, leader) if port else None
-            try:
-                await rt.run(until_stopped)
-            finally:
-                if stop_metrics is not None:
-                    stop_metrics()
+        # The jobs, /metrics on GATEBOT_METRICS_PORT, and (with a bot token) the notifier: tracking and
+        # recovery events still edit order messages and deliver codes.
+        async with runtime(settings, jobs=True, metrics_port=settings.gatebot_metrics_port) as rt:
+            await rt.run(until_stopped)
         return 0
 
     return asyncio.run(go())
-
-
-def _clock_metrics(c: Core, port: int, leader: list[bool]) -> Callable[[], None]:
-    """``GET /metrics`` of ``gatebot clock`` on ``port`` (``GATEBOT_METRICS_PORT``); returns its stop function."""
-    from gatebot.metrics import StoreCollector, serve_metrics
-
-    collector = StoreCollector(c.db, now=c.clock.now, thresholds=c.settings.gatebot_low_balance,
-                               leader=lambda: leader[0])
-    return serve_metrics(port, collector)[1]
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:

@@ -263,13 +263,18 @@ class Runtime:
     """One process: the :class:`Core` and the edges it runs. ``slack``: the Bolt app and its listeners'
     dependencies (``serve``/``socket``); ``notifier``: order messages in Slack (also in ``clock`` when a
     bot token is set); ``scheduler``: the jobs (when they run in this process); ``poster``: where the
-    jobs' alerts, deposits and digests go (Slack, or the log without a bot token; built with the jobs)."""
+    jobs' alerts, deposits and digests go (Slack, or the log without a bot token; built with the jobs);
+    ``metrics_port``: ``GET /metrics`` of a process without the web app (``gatebot clock``), served from
+    :meth:`start` to :meth:`stop` (``0``: any free port; :attr:`metrics_bound` is the one it got)."""
 
     core: Core
     poster: Poster | None = None
     slack: SlackSurface | None = None
     notifier: Notifier | None = None
     scheduler: SchedulerView | None = None
+    metrics_port: int | None = None
+    metrics_bound: int | None = None
+    _stop_metrics: Callable[[], None] | None = None
     _stopped: bool = False
 
     @property
@@ -277,9 +282,19 @@ class Runtime:
         return self.core.settings
 
     async def start(self) -> None:
-        """Start the scheduler (if jobs run here); the Slack app needs no start."""
+        """Start the scheduler (if jobs run here) and the metrics endpoint (if any); the Slack app needs no
+        start."""
         if self.scheduler is not None:
             await self.scheduler.start()
+        if self.metrics_port is not None and self._stop_metrics is None:
+            from gatebot.metrics import StoreCollector, serve_metrics
+
+            scheduler = self.scheduler
+            built = self.core
+            collector = StoreCollector(
+                built.db, now=built.clock.now, thresholds=built.settings.gatebot_low_balance,
+                leader=(lambda: bool(scheduler.status().get("leader"))) if scheduler is not None else None)
+            self.metrics_bound, self._stop_metrics = serve_metrics(self.metrics_port, collector)
 
     async def stop(self) -> None:
         """Drain in-flight Slack work, stop the scheduler (running jobs finish, the lease is released), let
@@ -295,6 +310,8 @@ class Runtime:
                 await drain_listeners(DRAIN_TIMEOUT)
             if self.scheduler is not None:
                 await self.scheduler.shutdown()
+            if self._stop_metrics is not None:
+                self._stop_metrics()
             if self.notifier is not None:
                 try:
                     await self.notifier.drain(DRAIN_TIMEOUT)
@@ -329,6 +346,7 @@ def build_runtime(
     scheduler_view: SchedulerView | None = None,
     lease_ttl: float | None = None,
     on_leadership: LeadershipHook | None = None,
+    metrics_port: int | None = None,
 ) -> Runtime:
     """The edges of one process around ``built``.
 
@@ -340,7 +358,8 @@ def build_runtime(
     ``poster``: default an :class:`~gatebot.slack.alert_poster.AlertPoster` when a bot token is set, else
     a :class:`~gatebot.monitor.LogPoster`. ``status``: what the app reports on alerts, circuit and jobs
     (default :mod:`gatebot.monitor`). ``scheduler_view``: what the app reports as this process's scheduler
-    (default the scheduler built here).
+    (default the scheduler built here). ``metrics_port``: serve ``GET /metrics`` there (a process
+    without the web app, whose own ``/metrics`` route covers ``serve``).
     """
     settings = built.settings
     surface = None
@@ -360,7 +379,8 @@ def build_runtime(
         the_notifier = build_notifier(built)
     if the_notifier is not None:
         the_notifier.subscribe(built.events)
-    return Runtime(core=built, poster=poster, slack=surface, notifier=the_notifier, scheduler=scheduler)
+    return Runtime(core=built, poster=poster, slack=surface, notifier=the_notifier, scheduler=scheduler,
+                   metrics_port=metrics_port)
 
 
 def _default_poster(built: Core) -> Poster:
@@ -392,11 +412,11 @@ def build_scheduler(built: Core, poster: Poster, *, jobs: Sequence[JobSpec] | No
 async def runtime(settings: Settings, *, clock: Clock | None = None, check_schema: bool = True,
                   gate_transport: httpx.AsyncBaseTransport | None = None, slack: SlackMode | None = None,
                   notifier: bool | None = None, jobs: bool | None = None,
-                  on_leadership: LeadershipHook | None = None) -> AsyncIterator[Runtime]:
+                  metrics_port: int | None = None) -> AsyncIterator[Runtime]:
     """:func:`build_core` + :func:`build_runtime`; :meth:`Runtime.stop` on exit."""
     built = build_core(settings, clock=clock, check_schema=check_schema, gate_transport=gate_transport)
     try:
-        rt = build_runtime(built, slack=slack, notifier=notifier, jobs=jobs, on_leadership=on_leadership)
+        rt = build_runtime(built, slack=slack, notifier=notifier, jobs=jobs, metrics_port=metrics_port)
     except BaseException:
         await built.aclose()
         raise

@@ -114,3 +114,21 @@ async def test_the_demo_settles_only_when_the_store_is_idle() -> None:
     asyncio.get_running_loop().call_later(0.02, busy.__setitem__, 0, False)
     assert await settler.settle(set(), timeout=5)
     assert busy == [False]
+
+
+async def test_the_clock_serves_metrics_between_start_and_stop(tmp_path: Path, sqlite_head_template: Path) -> None:
+    import httpx
+
+    rt = build_runtime(build_core(settings(tmp_path, sqlite_head_template), clock=ManualClock()), jobs=True,
+                       job_specs=[], metrics_port=0)
+    await rt.start()
+    try:
+        async with httpx.AsyncClient() as http:
+            scrape = await http.get(f"http://127.0.0.1:{rt.metrics_bound}/metrics")
+        assert scrape.status_code == 200
+        assert "gatebot_leader 1.0" in scrape.text  # this process took the lease at start
+    finally:
+        await rt.stop()
+    with pytest.raises(httpx.TransportError):
+        async with httpx.AsyncClient() as http:
+            await http.get(f"http://127.0.0.1:{rt.metrics_bound}/metrics")
