@@ -540,7 +540,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = None if getattr(args, "no_settings", False) else load_settings()
         if settings is not None:
             serving = args.command in {"serve", "socket", "clock"}
-            configure_logging(settings, level=settings.gatebot_log_level if serving else logging.WARNING)
+            configure_logging(settings, level=settings.gatebot_log_level if serving else logging.WARNING,
+                              fmt=settings.gatebot_log_format)
         return int(args.handler(args, settings))
     except ConfigError as exc:  # one line per problem, each naming its variable (environment, .env, gatebot.toml)
         for line in exc.problems:

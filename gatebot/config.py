@@ -118,6 +118,7 @@ class Settings(BaseSettings):
     #: unless this says so explicitly (and every start then warns).
     gatebot_allow_plaintext_secrets: bool = False
     gatebot_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    gatebot_log_format: Literal["text", "json"] = "text"
     #: Largest request body ``POST /slack/events`` accepts (Slack's are a few KB); larger: HTTP 413.
     gatebot_max_body_bytes: int = Field(default=1024 * 1024, ge=16 * 1024, le=64 * 1024 * 1024)
     #: Bearer token for ``GET /healthz``'s detailed report (unset: liveness answer only).

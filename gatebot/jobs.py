@@ -4,9 +4,10 @@ What lives here
     * The job bodies — plain ``async def run_<job>(ctx)`` functions over a :class:`JobContext`, callable
       directly (tests drive them with a :class:`~gatebot.clock.ManualClock`; nothing in them sleeps or
       reads the wall clock): catalog refresh, order tracking, order recovery, balance check, health
-      check, deposit watch, daily digest, self-watch and the alert tick. They call the core
-      (:class:`~gatebot.orders.OrderService`, :mod:`gatebot.monitor`) and hand what people should see
-      to a :class:`~gatebot.monitor.Poster`.
+      check, deposit watch, daily digest, self-watch and the alert tick. Each is a line or two: the
+      work is in the core (:class:`~gatebot.orders.OrderService`, :mod:`gatebot.finance`,
+      :mod:`gatebot.health`, :mod:`gatebot.alerts.stored`); the job hands what people should see to a
+      :class:`~gatebot.poster.Poster`.
     * :func:`run_job` — the one wrapper every run goes through: never overlaps itself, skips jobs that
       need the Gate API while its circuit is open, survives any exception (logged without secrets,
       counted in the job's record, retried at the next run) and records the outcome.
@@ -23,7 +24,7 @@ sends when a digest is due (daily at ``GATEBOT_DIGEST_HOUR`` UTC), so it also ca
 or a failed post.
 
 Must not import Slack (slack_bolt/slack_sdk): the Slack poster is passed in as a
-:class:`~gatebot.monitor.Poster`. The only module besides ``runtime``/``cli`` that imports APScheduler.
+:class:`~gatebot.poster.Poster`. The only module besides ``runtime``/``cli`` that imports APScheduler.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -44,14 +46,22 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
-from gatebot import alerts, gate, monitor
-from gatebot.alerts import AlertPolicy, BalanceReading, HealthObservation, Notification
+from gatebot import gate
+from gatebot.alerts import AlertPolicy, Notification
+from gatebot.alerts import stored as alert_store
 from gatebot.clock import Clock
 from gatebot.config import Settings, Thresholds
-from gatebot.gate.models import Deposit
-from gatebot.money import Money
-from gatebot.monitor import CallRecorder, DepositNotice, Digest, LogPoster, Poster
+from gatebot.finance.balance_check import BalanceUnavailable, check_balances
+from gatebot.finance.deposits import DepositNotice, watch_deposits
+from gatebot.finance.digest import Digest, NotDelivered, send_daily_digest
+from gatebot.health.calls import CallRecorder
+from gatebot.health.circuit import circuit_open_async
+from gatebot.health.job_runs import SCHEDULER_LEASE, record_job_run, register_job
+from gatebot.health.probe import check_gate_health
+from gatebot.health.selfwatch import watch_jobs
+from gatebot.logcontext import log_context
 from gatebot.orders import GateDown, OrderService, TrackResult
+from gatebot.poster import LogPoster, Poster
 from gatebot.store import repo
 from gatebot.store.db import Database
 
@@ -84,9 +94,6 @@ ALERT_TICK_INTERVAL = timedelta(minutes=1)
 SELF_WATCH_INTERVAL = timedelta(minutes=1)
 #: Default scheduler lease: renewed every 10 s, a dead leader is replaced within 30 s.
 DEFAULT_LEASE_TTL = 30.0
-#: The deposit watch walks at most this many pages of deposits per run.
-MAX_DEPOSIT_PAGES = 20
-DEPOSIT_BASELINE_KEY = "deposits:baseline"
 _MAX_ERROR = 300
 
 
@@ -151,14 +158,6 @@ class JobOutcome:
     result: object = None
 
 
-class BalanceUnavailable(Exception):
-    """Gate did not answer the balance request (a cached copy does not count as a reading)."""
-
-
-class NotDelivered(Exception):
-    """Slack did not take a message that must go out (the digest): the job fails and retries."""
-
-
 # -- the wrapper every run goes through ---------------------------------------------------------------------------
 
 
@@ -182,6 +181,12 @@ def describe_error(exc: BaseException) -> str:
 
 
 async def run_job(ctx: JobContext, job: str | JobSpec, **kwargs: Any) -> JobOutcome:
+    """Run one job once (see :func:`_run_job`); every log line of the run names the job (``job`` in JSON logs)."""
+    with log_context(job=job if isinstance(job, str) else job.name):
+        return await _run_job(ctx, job, **kwargs)
+
+
+async def _run_job(ctx: JobContext, job: str | JobSpec, **kwargs: Any) -> JobOutcome:
     """Run one job once: no overlap with itself, skipped while the API it needs is down, every
     exception caught (logged without secrets, counted in its record), outcome recorded."""
     spec = ctx.spec(job) if isinstance(job, str) else job
@@ -191,9 +196,9 @@ async def run_job(ctx: JobContext, job: str | JobSpec, **kwargs: Any) -> JobOutc
         log.info("job %s is still running; this run is skipped", spec.name)
         return JobOutcome(spec.name, ok=False, started=started, finished=started, skipped="already running")
     async with lock:
-        if spec.needs_api and _circuit_open(ctx):
+        if spec.needs_api and await _circuit_open(ctx):
             reason = "Gate API down (circuit open)"
-            _record(ctx, spec, started, started, skipped=reason)
+            await _record(ctx, spec, started, started, skipped=reason)
             return JobOutcome(spec.name, ok=False, started=started, finished=started, skipped=reason)
         try:
             result = await spec.run(ctx, **kwargs)
@@ -206,26 +211,26 @@ async def run_job(ctx: JobContext, job: str | JobSpec, **kwargs: Any) -> JobOutc
                 log.warning("job %s failed: %s", spec.name, error)
             else:  # a bug: keep the traceback (source lines only, no local values)
                 log.error("job %s failed: %s", spec.name, error, exc_info=(type(exc), exc, exc.__traceback__))
-            _record(ctx, spec, started, finished, error=error)
+            await _record(ctx, spec, started, finished, error=error)
             return JobOutcome(spec.name, ok=False, started=started, finished=finished, error=error)
         finished = ctx.clock.now()
-        _record(ctx, spec, started, finished)
+        await _record(ctx, spec, started, finished)
         return JobOutcome(spec.name, ok=True, started=started, finished=finished, result=result)
 
 
-def _circuit_open(ctx: JobContext) -> bool:
+async def _circuit_open(ctx: JobContext) -> bool:
     try:
-        return monitor.circuit_open(ctx.db)
+        return await circuit_open_async(ctx.db)
     except SQLAlchemyError as exc:
         log.warning("could not read the Gate circuit (%s); running the job anyway", type(exc).__name__)
         return False
 
 
-def _record(ctx: JobContext, spec: JobSpec, started: datetime, finished: datetime, *,
-            error: str | None = None, skipped: str | None = None) -> None:
+async def _record(ctx: JobContext, spec: JobSpec, started: datetime, finished: datetime, *,
+                  error: str | None = None, skipped: str | None = None) -> None:
     try:
-        monitor.record_job_run(ctx.db, spec.name, interval=spec.interval, started=started, finished=finished,
-                               error=error, skipped=skipped)
+        await ctx.db.run(lambda s: record_job_run(s, spec.name, interval=spec.interval, started=started,
+                                                  finished=finished, error=error, skipped=skipped))
     except SQLAlchemyError as exc:
         log.warning("could not record the run of job %s (%s)", spec.name, type(exc).__name__)
 
@@ -255,167 +260,42 @@ async def run_recovery(ctx: JobContext, *, everything: bool | None = None) -> in
 
 
 async def run_balance_check(ctx: JobContext) -> list[Notification]:
-    """Read the balances, remember them, and feed each configured currency's low-balance alert.
-
-    Each reading carries the last 24 hours' spend (for the runway) and, when a deposit posted since the
-    previous reading, that as the cause of a possible all-clear.
-    """
-    snapshot = await ctx.orders.balances()
-    if snapshot.cached:
-        raise BalanceUnavailable("Gate did not answer the balance request; only an old copy is known")
-    now = ctx.clock.now()
-    monies = [b.money() for b in snapshot.balances]
-    previous = monitor.record_readings(ctx.db, monies, now)
-    monitor.ensure_digest_baseline(ctx.db, monies, now)
-    by_currency = {m.currency: m for m in monies}
-    notes: list[Notification] = []
-    for currency, thresholds in sorted(ctx.thresholds.items()):
-        balance = by_currency.get(currency, Money.zero(currency))  # no balance line: nothing available
-        # Any deposit posted while the alert is open explains its all-clear (clearing takes several
-        # good readings, and the deposit watch may record the deposit after the first of them).
-        state = monitor.alert_state(ctx.db, alerts.balance_key(currency))
-        opened = state.alert.opened_at if state is not None and state.alert.open else None
-        before = previous.get(currency)
-        reading = BalanceReading(
-            balance=balance,
-            spent_last_24h=monitor.spent_last_24h(ctx.db, currency, now),
-            cause=monitor.deposit_cause(ctx.db, currency, opened or (before.at if before else None)),
-        )
-        notes += monitor.check_balance(ctx.db, reading, now, ctx.policy, thresholds=thresholds)
+    """Read the balances, feed each configured currency's low-balance alert (:mod:`gatebot.finance.balance_check`)."""
+    notes = await check_balances(ctx.db, ctx.orders, ctx.clock, thresholds=ctx.thresholds, policy=ctx.policy)
     await ctx.poster.deliver(notes)
     return notes
 
 
 async def run_health_check(ctx: JobContext) -> list[Notification]:
-    """Feed the real calls since the last run and, when due (it backs off while down), a ``/health``
-    probe to the health policy: N failed probes in a row (whatever the real calls did meanwhile), or N
-    failed real calls in a row, open the circuit and fire the alert; a probe answering closes it."""
-    now = ctx.clock.now()
-    observations = [
-        HealthObservation(ok=ok, source="call", detail=None if ok else f"{label} call failed")
-        for label, ok in (ctx.calls.drain() if ctx.calls is not None else [])
-    ]
-    if alerts.probe_due(monitor.health_state(ctx.db), now):
-        probe = await ctx.gate.health()
-        observations.append(HealthObservation(ok=probe.ok, source="probe", detail=probe.detail or None))
-    notes = monitor.observe_health(ctx.db, observations, now, ctx.policy)
+    """Real calls since the last run and, when due, a ``/health`` probe (:mod:`gatebot.health.probe`)."""
+    notes = await check_gate_health(ctx.db, ctx.gate, ctx.calls, ctx.clock.now(), ctx.policy)
     await ctx.poster.deliver(notes)
     return notes
 
 
-async def _fetch_deposits(client: gate.GateClient, known_pending: set[int], *, everything: bool) -> list[Deposit]:
-    """Newest-first pages until every deposit we know as pending was seen again (it may have posted),
-    or all of them when ``everything`` (the first run)."""
-    found: list[Deposit] = []
-    missing = set(known_pending)
-    for page in range(1, MAX_DEPOSIT_PAGES + 1):
-        listing = await client.list_deposits(page=page, page_size=100)
-        found += listing.items
-        missing -= {d.id for d in listing.items}
-        if not listing.has_more or not listing.items or (not everything and not missing):
-            break
-    return found
-
-
 async def run_deposit_watch(ctx: JobContext) -> list[DepositNotice]:
-    """Record Gate's deposits; announce each newly posted one and resume the orders waiting for funds in
-    its currency (same keys). The first run only takes note of the history (no flood of old news).
-
-    A deposit is marked announced only once the poster is done with it, so one that could not be
-    announced (Slack down, process stopped) is announced by a later run.
-    """
-    now = ctx.clock.now()
-    with ctx.db.session() as s:
-        known_pending = {d.id for d in repo.unannounced_deposits(s, status="pending")}
-        first_run = repo.kv_get(s, DEPOSIT_BASELINE_KEY) is None
-    deposits = await _fetch_deposits(ctx.gate, known_pending, everything=first_run)
-    with ctx.db.session() as s:
-        repo.record_deposits(s, deposits, now)
-        todo = repo.unannounced_deposits(s)
-        if first_run:
-            repo.mark_announced(s, [d.id for d in todo], now)
-            repo.kv_set(s, DEPOSIT_BASELINE_KEY, {"at": now, "seen": len(deposits)}, now)
-            log.info("deposit watch: %d deposits on record; only new postings are announced from now on",
-                     len(deposits))
-            return []
-    resumed: dict[str, int] = {}
-    for currency in sorted({d.currency for d in todo}):
-        resumed[currency] = await ctx.orders.resume_waiting(currency)
-    last_of_currency = {d.currency: d.id for d in todo}
-    notices: list[DepositNotice] = []
-    for d in todo:
-        notice = DepositNotice(
-            deposit_id=d.id, amount=d.money(), method=d.method, external_ref=d.external_ref,
-            posted_at=d.posted_at,
-            resumed=resumed.get(d.currency, 0) if last_of_currency[d.currency] == d.id else 0,
-        )
-        if await ctx.poster.announce_deposit(notice):
-            with ctx.db.session() as s:
-                repo.mark_announced(s, [d.id], ctx.clock.now())
-        notices.append(notice)
-    return notices
+    """Record Gate's deposits, announce new postings, resume waiting orders (:mod:`gatebot.finance.deposits`)."""
+    return await watch_deposits(ctx.db, ctx.gate, ctx.orders, ctx.poster, ctx.clock)
 
 
 async def run_daily_digest(ctx: JobContext) -> Digest | None:
-    """Send the finance digest when one is due (daily at ``digest_hour`` UTC; once after downtime).
-
-    Opening balance (the last digest's closing, or the first reading), deposits, spend and closing
-    balance per currency; a closing balance that differs from opening + deposits - spend is called out.
-    When Gate cannot be read, the closing balances are the last readings (with their time).
-    """
-    now = ctx.clock.now()
-    if not monitor.digest_due(ctx.db, now, ctx.digest_hour):
-        return None
-    closing: dict[str, Money] | None = None
-    closing_at: datetime | None = None
-    if not _circuit_open(ctx):
-        try:
-            snapshot = await ctx.orders.balances()
-        except (gate.GateError, GateDown) as exc:
-            log.warning("digest: could not read the balances (%s); using the last readings", describe_error(exc))
-        else:
-            if not snapshot.cached:
-                closing = {b.money().currency: b.money() for b in snapshot.balances}
-                closing_at = now
-                monitor.record_readings(ctx.db, closing.values(), now)
-    if closing is None:
-        readings = monitor.last_readings(ctx.db)
-        closing = {cur: r.balance for cur, r in readings.items()}
-        closing_at = min((r.at for r in readings.values()), default=None)
-    digest = monitor.build_digest(ctx.db, now, closing=closing, closing_at=closing_at)
-    if not await ctx.poster.send_digest(digest):
-        raise NotDelivered("the daily digest could not be posted; it is retried at the next run")
-    monitor.commit_digest(ctx.db, digest)
-    return digest
+    """Send the finance digest when one is due (daily at ``digest_hour`` UTC; once after downtime;
+    :mod:`gatebot.finance.digest`)."""
+    return await send_daily_digest(ctx.db, ctx.orders, ctx.poster.send_digest, now=ctx.clock.now(),
+                                   hour=ctx.digest_hour, gate_down=await _circuit_open(ctx))
 
 
 async def run_self_watch(ctx: JobContext) -> list[Notification]:
-    """A job that has not succeeded for three intervals raises its own alert (cleared when it succeeds).
-
-    Grace: nothing is late before this instance became the leader (``ctx.started_at``), and a job that
-    needs the Gate API is not late before the API came back.
-    """
-    now = ctx.clock.now()
-    records = monitor.job_records(ctx.db)
-    health = monitor.health_state(ctx.db)
-    api_up_since = health.last_change_at if not health.down else None
-    notes: list[Notification] = []
-    for spec in ctx.jobs:
-        if not spec.watched:
-            continue
-        record = records.get(spec.name)
-        candidates = [record.last_success if record else None, ctx.started_at,
-                      api_up_since if spec.needs_api else None]
-        reference = max((t for t in candidates if t is not None), default=None)
-        notes += monitor.check_job(ctx.db, spec.name, reference, spec.interval, now, ctx.policy,
-                                   needs_api=spec.needs_api)
+    """A job that has not succeeded for three intervals raises its own alert (:mod:`gatebot.health.selfwatch`)."""
+    notes = await watch_jobs(ctx.db, ctx.jobs, started_at=ctx.started_at, now=ctx.clock.now(), policy=ctx.policy)
     await ctx.poster.deliver(notes)
     return notes
 
 
 async def run_alert_tick(ctx: JobContext) -> list[Notification]:
     """Reminders, snooze endings, reposts of alerts whose message never went out, flapping settling."""
-    notes = monitor.tick(ctx.db, ctx.clock.now(), ctx.policy)
+    now = ctx.clock.now()
+    notes = await ctx.db.run(lambda s: alert_store.tick(s, now, ctx.policy))
     await ctx.poster.deliver(notes)
     return notes
 
@@ -454,7 +334,7 @@ def build_context(
     jobs: Sequence[JobSpec] | None = None,
 ) -> JobContext:
     """The job context of one process (``gatebot.runtime.job_context`` passes the core's services).
-    ``calls``: the :class:`~gatebot.monitor.CallRecorder` the Gate client reports its attempts to."""
+    ``calls``: the :class:`~gatebot.health.calls.CallRecorder` the Gate client reports its attempts to."""
     return JobContext(
         db=db, clock=clock, orders=orders, gate=gate, poster=poster or LogPoster(),
         policy=AlertPolicy.from_settings(settings), thresholds=dict(settings.gatebot_low_balance),
@@ -494,7 +374,7 @@ class Scheduler:
         *,
         lease_ttl: float = DEFAULT_LEASE_TTL,
         owner: str | None = None,
-        lease_name: str = monitor.SCHEDULER_LEASE,
+        lease_name: str = SCHEDULER_LEASE,
         on_leadership: LeadershipHook | None = None,
         grace: float = 10.0,
     ) -> None:
@@ -601,8 +481,7 @@ class Scheduler:
             await asyncio.sleep(0)  # the asyncio scheduler shuts down on its next loop turn
         if self._leader:
             try:
-                with self.ctx.db.session() as s:
-                    repo.release_lease(s, self.lease_name, self.owner)
+                await self.ctx.db.run(lambda s: repo.release_lease(s, self.lease_name, self.owner))
             except SQLAlchemyError as exc:
                 log.warning("could not release the scheduler lease (%s); it expires by itself",
                             type(exc).__name__)
@@ -622,13 +501,12 @@ class Scheduler:
         holder_expires: datetime | None = None
         holder_owner: str | None = None
         try:
-            with self.ctx.db.session() as s:
-                won = repo.try_acquire_lease(s, self.lease_name, self.owner, now, self.lease_ttl)
+            won = await self.ctx.db.run(
+                lambda s: repo.try_acquire_lease(s, self.lease_name, self.owner, now, self.lease_ttl))
             if not won:
-                with self.ctx.db.session() as s:
-                    holder = repo.lease_holder(s, self.lease_name, now=now)
-                    if holder is not None:
-                        holder_expires, holder_owner = holder.expires_at, holder.owner
+                holder = await self.ctx.db.run(lambda s: repo.lease_holder(s, self.lease_name, now=now))
+                if holder is not None:
+                    holder_expires, holder_owner = holder.expires_at, holder.owner
         except SQLAlchemyError as exc:
             log.warning("scheduler lease: database error (%s)", type(exc).__name__)
             if self._leader and not self.is_leader:
@@ -637,6 +515,7 @@ class Scheduler:
         if won:
             self._lease_until = now + timedelta(seconds=self.lease_ttl)
             if not self._leader:
+                await self._register_jobs(now)
                 self._become_leader(now)
             return self.renew_every
         if self._leader:
@@ -663,15 +542,17 @@ class Scheduler:
                 return
             delay = await self._lease_once()
 
+    async def _register_jobs(self, now: datetime) -> None:
+        for spec in self.ctx.jobs:
+            try:
+                await self.ctx.db.run(partial(register_job, name=spec.name, interval=spec.interval, now=now))
+            except SQLAlchemyError as exc:
+                log.warning("could not register job %s (%s)", spec.name, type(exc).__name__)
+
     def _become_leader(self, now: datetime) -> None:
         self._leader_since = now
         self.ctx.started_at = now
         self.ctx.recovered_all = False
-        for spec in self.ctx.jobs:
-            try:
-                monitor.register_job(self.ctx.db, spec.name, spec.interval, now)
-            except SQLAlchemyError as exc:
-                log.warning("could not register job %s (%s)", spec.name, type(exc).__name__)
         self._set_leader(True, "acquired the lease")
         if self._aps is not None:
             self._aps.resume()

@@ -17,8 +17,12 @@ formatted message, the exception text and the stack text of each record, which i
   including the account field names of ``GATEBOT_ACCOUNT_FIELDS``; ``order_content`` and
   ``customer_account`` objects are replaced whole.
 
-The formatter is chosen by name (``fmt``) so another format (JSON lines) can be added beside ``text``
-without touching the redaction. A one-word value (a code, a 4-digit PIN) is matched as a whole word, so
+The formatter is chosen by name (``fmt``): ``text`` (a line for a person at a terminal) or ``json``
+(``GATEBOT_LOG_FORMAT=json``: one JSON object per line — ``time`` in UTC ISO 8601, ``level``, ``logger``,
+``message``, the context fields of :mod:`gatebot.logcontext` in force, ``exc_info``), written by
+python-json-logger. The redaction runs before either formatter, so both carry the same text.
+
+A one-word value (a code, a 4-digit PIN) is matched as a whole word, so
 a PIN does not blank out part of a timestamp; values under 4 characters are not registered at all (too
 ambiguous; the shapes still catch them under a secret key).
 
@@ -33,8 +37,14 @@ import re
 import sys
 import threading
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from pythonjsonlogger.json import JsonFormatter
+
+from gatebot.logcontext import ContextFilter
 
 if TYPE_CHECKING:
     from gatebot.config import Settings
@@ -52,10 +62,10 @@ __all__ = [
 
 MASK = "***"
 
-LogFormat = Literal["text"]
+LogFormat = Literal["text", "json"]
 
 #: Line formats by name; ``prefix`` (e.g. ``"gatebot demo: "``) goes in front.
-_FORMATS: dict[str, str] = {"text": "%(levelname)s %(name)s: %(message)s"}
+_FORMATS: dict[str, str] = {"text": "%(levelname)s %(name)s: %(message)s", "json": ""}
 
 #: Keys whose values are secret wherever they appear (JSON, reprs, forms). Lower case.
 DEFAULT_SECRET_KEYS = frozenset({
@@ -310,10 +320,31 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+_ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+
+class JsonLinesFormatter(JsonFormatter):
+    """One JSON object per record: time, level, logger, message, context fields, exception text."""
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        log_data["time"] = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        log_data["level"] = record.levelname
+        log_data["logger"] = record.name
+        log_data["message"] = record.getMessage()
+        log_data.update(getattr(record, "gatebot_context", None) or {})
+        log_data.update(message_dict)  # exc_info / stack_info
+
+    def formatException(self, ei: _ExcInfo) -> str:
+        text = super().formatException(ei)  # the filter redacted exc_text; this one is fresh
+        return redact(text if isinstance(text, str) else "\n".join(text))
+
+
 def formatter(fmt: LogFormat = "text", *, prefix: str = "") -> logging.Formatter:
-    """The formatter called ``fmt`` (only ``text`` today)."""
+    """The formatter called ``fmt`` (``text`` with ``prefix`` in front, or ``json``)."""
     if fmt not in _FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; expected one of {', '.join(_FORMATS)}")
+    if fmt == "json":
+        return JsonLinesFormatter()
     return logging.Formatter(prefix.replace("%", "%%") + _FORMATS[fmt])
 
 
@@ -357,6 +388,8 @@ def configure_logging(
         handler.setFormatter(formatter(fmt, prefix=prefix))
     if not any(isinstance(f, RedactingFilter) for f in handler.filters):
         handler.addFilter(RedactingFilter())
+    if not any(isinstance(f, ContextFilter) for f in handler.filters):
+        handler.addFilter(ContextFilter())
     setattr(handler, "_gatebot_handler", True)  # noqa: B010  (marks the handler this function owns)
     root.addHandler(handler)
     root.setLevel(level)

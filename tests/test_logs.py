@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 
 from gatebot import logs
 from gatebot.config import Settings
+from gatebot.logcontext import FIELDS, current, log_context
 from gatebot.logs import RedactingFilter, configure_logging, redact, remember_content, remember_secrets
+from gatebot.store.db import Database
 
 
 @pytest.fixture(autouse=True)
@@ -139,3 +143,56 @@ def test_the_cli_logs_through_the_redacting_handler(monkeypatch: pytest.MonkeyPa
     main(["db", "current"])
     handlers = [h for h in logging.getLogger().handlers if getattr(h, "_gatebot_handler", False)]
     assert len(handlers) == 1 and any(isinstance(f, RedactingFilter) for f in handlers[0].filters)
+
+
+# -- JSON lines (GATEBOT_LOG_FORMAT=json) and the context fields --------------------------------------------------
+
+
+def _json_lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_lines_carry_time_level_logger_message_and_the_context() -> None:
+    stream = io.StringIO()
+    configure_logging(level=logging.INFO, stream=stream, fmt="json")
+    log = logging.getLogger("gatebot.orders")
+    with log_context(request_id="r1", slack_user="U1"), log_context(order="#7", external_ref="INV-7"):
+        log.info("order %s placed", "#7")
+    log.warning("outside")
+    inside, outside = _json_lines(stream)
+    assert inside["message"] == "order #7 placed"
+    assert (inside["level"], inside["logger"]) == ("INFO", "gatebot.orders")
+    assert datetime.fromisoformat(str(inside["time"])).utcoffset() == timedelta(0)
+    assert {k: inside[k] for k in FIELDS if k in inside} == {"request_id": "r1", "slack_user": "U1",
+                                                             "order": "#7", "external_ref": "INV-7"}
+    assert not set(FIELDS) & outside.keys()
+
+
+def test_json_exception_text_is_redacted_too() -> None:
+    remember_secrets("SECRET-CODE-2")
+    stream = io.StringIO()
+    configure_logging(level=logging.INFO, stream=stream, fmt="json")
+    try:
+        raise ValueError("bad SECRET-CODE-2")
+    except ValueError:
+        logging.getLogger("gatebot.x").exception("failed for %s", "SECRET-CODE-2")
+    (line,) = _json_lines(stream)
+    assert line["message"] == "failed for ***"
+    assert "ValueError: bad ***" in str(line["exc_info"])
+    assert "SECRET-CODE-2" not in stream.getvalue()
+
+
+def test_only_known_context_fields_are_accepted() -> None:
+    with pytest.raises(ValueError, match="unknown log context field"), log_context(account="bob"):
+        pass
+
+
+async def test_the_context_travels_into_the_store_thread(tmp_path) -> None:
+    db = Database.from_url(f"sqlite:///{tmp_path / 'ctx.db'}")
+    try:
+        with log_context(job="balance_check"):
+            seen = await db.run(lambda _s: dict(current()))
+    finally:
+        db.dispose()
+    assert seen == {"job": "balance_check"}
+

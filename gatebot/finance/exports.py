@@ -6,7 +6,7 @@
 * ``deposits`` — Gate's deposit history as gatebot recorded it (the deposit watch).
 * ``ledger`` — one row per daily digest and currency: opening balance, deposits, spend, closing balance,
   expected closing and the mismatch. These are the digests as they were sent
-  (:func:`gatebot.monitor.digest_history`), so the ledger and the digest can never disagree, and a day's
+  (:func:`gatebot.finance.digest.digest_history`), so the ledger and the digest can never disagree, and a day's
   closing balance is the next day's opening by construction (the digest's own rule).
 
 Format: money as plain decimal strings (``1234.50``, the currency's decimals) next to a ``currency``
@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal, get_args
 
-from gatebot import monitor
+from gatebot.finance.digest import Digest, digest_history
 from gatebot.money import Money, MoneyError
 from gatebot.store import repo
 from gatebot.store.db import Database
@@ -138,7 +138,7 @@ def deposits_rows(deposits: Iterable[SeenDeposit]) -> list[list[Cell]]:
              d.first_seen_at, d.announced_at] for d in deposits]
 
 
-def ledger_rows(digests: Iterable[monitor.Digest], *, currency: str | None = None) -> list[list[Cell]]:
+def ledger_rows(digests: Iterable[Digest], *, currency: str | None = None) -> list[list[Cell]]:
     """One row per digest and currency, the digest's own figures (``mismatch`` ``0.00`` when it balanced,
     empty when it could not be computed: no opening or closing balance known)."""
     rows: list[list[Cell]] = []
@@ -167,7 +167,7 @@ def build_export(db: Database, kind: str, *, since: datetime, until: datetime,
     builders: dict[str, Callable[[], tuple[Sequence[str], list[list[Cell]]]]] = {
         "orders": lambda: (ORDER_COLUMNS, _orders(db, since, until, cur)),
         "deposits": lambda: (DEPOSIT_COLUMNS, _deposits(db, since, until, cur)),
-        "ledger": lambda: (LEDGER_COLUMNS, ledger_rows(monitor.digest_history(db, since, until), currency=cur)),
+        "ledger": lambda: (LEDGER_COLUMNS, _ledger(db, since, until, cur)),
     }
     columns, rows = builders[kind]()
     return Export(kind=kind, since=since, until=until, currency=cur,
@@ -182,3 +182,8 @@ def _orders(db: Database, since: datetime, until: datetime, currency: str | None
 def _deposits(db: Database, since: datetime, until: datetime, currency: str | None) -> list[list[Cell]]:
     with db.session() as s:
         return deposits_rows(repo.deposits_between(s, since, until, currency=currency))
+
+
+def _ledger(db: Database, since: datetime, until: datetime, currency: str | None) -> list[list[Cell]]:
+    with db.session() as s:
+        return ledger_rows(digest_history(s, since, until), currency=currency)

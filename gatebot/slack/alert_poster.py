@@ -1,10 +1,10 @@
 """The alert poster: alert notifications, deposit notices and the daily digest as Slack messages.
 
 What lives here
-    :class:`AlertPoster` — the Slack implementation of :class:`gatebot.monitor.Poster`. For each
+    :class:`AlertPoster` — the Slack implementation of :class:`gatebot.poster.Poster`. For each
     :class:`~gatebot.alerts.Notification`: ``post`` sends :func:`~gatebot.slack.blocks.alerts.alert_message`
     to ``GATEBOT_ALERT_CHANNEL`` and stores the new message's channel/ts on the alert
-    (:func:`gatebot.monitor.record_message`), so every later change edits that message (``update`` ->
+    (:func:`gatebot.alerts.stored.record_message`), so every later change edits that message (``update`` ->
     ``chat.update``) or replies in its thread (``thread`` -> ``chat.postMessage`` with ``thread_ts``).
     Deposits and the digest go to ``GATEBOT_FINANCE_CHANNEL`` (else the alert channel); low-balance
     alerts may too (``balance_alerts_to_finance``). Plus the pure builders of those two messages,
@@ -30,11 +30,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from gatebot import monitor
 from gatebot.alerts import Notification, PolicyState
+from gatebot.alerts import stored as alert_store
 from gatebot.clock import Clock
 from gatebot.config import Settings
-from gatebot.monitor import DepositNotice, Digest, DigestLine
+from gatebot.finance.deposits import DepositNotice
+from gatebot.finance.digest import Digest, DigestLine
 from gatebot.slack import ids
 from gatebot.slack.blocks.alerts import SEVERITY_EMOJI, AlertCard, alert_message
 from gatebot.slack.blocks.common import (
@@ -294,7 +295,7 @@ class AlertPoster:
 
     async def _card(self, note: Notification) -> Message:
         try:
-            state = monitor.alert_state(self.db, note.alert_key)
+            state = await self.db.run(lambda s: alert_store.alert_state(s, note.alert_key))
         except SQLAlchemyError as exc:
             log.warning("alert %s: could not read its state (%s)", note.alert_key, type(exc).__name__)
             state = None
@@ -309,7 +310,8 @@ class AlertPoster:
         where, ts = str(response["channel"]), str(response["ts"])
         posted[note.alert_key] = (where, ts)
         try:
-            monitor.record_message(self.db, note.alert_key, where, ts, self.clock.now())
+            now = self.clock.now()
+            await self.db.run(lambda s: alert_store.record_message(s, note.alert_key, where, ts, now))
         except SQLAlchemyError as exc:
             log.warning("alert %s: posted, but its message ts could not be stored (%s)", note.alert_key,
                         type(exc).__name__)

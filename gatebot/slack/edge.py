@@ -35,6 +35,7 @@ import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -44,6 +45,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
+
+from gatebot.logcontext import log_context
 
 __all__ = ["DEFAULT_MAX_BODY", "MAX_DEPTH", "MAX_SKEW", "Refusal", "SlackEdge", "check_signature",
            "is_verified", "parse_body", "read_body"]
@@ -203,6 +206,17 @@ def _check_values(value: Any) -> None:
 # -- handing over to Bolt -------------------------------------------------------------------------------------------
 
 
+def slack_user(body: Mapping[str, Any]) -> str | None:
+    """The id of the person behind a verified request (a command, an interaction or an event), if any."""
+    candidates = (body.get("user_id"), body.get("user"), (body.get("event") or {}).get("user"))
+    for found in candidates:
+        if isinstance(found, dict):
+            found = found.get("id")
+        if isinstance(found, str) and found:
+            return found
+    return None
+
+
 def is_verified(request: AsyncBoltRequest) -> bool:
     """Whether Bolt's ``request`` may be trusted: it came through :class:`SlackEdge` (HTTP), or over
     Socket Mode's authenticated websocket."""
@@ -249,5 +263,7 @@ class SlackEdge:
         except Refusal as refusal:  # signed, yet malformed: worth knowing about
             log.warning("refused a signed Slack request: %s (HTTP %d)", refusal.reason, refusal.status)
             return refusal.response()
-        answer = await self.app.async_dispatch(bolt_request(body, request))
+        # Every log line of this request — and of the listener work Bolt starts from it — says which it was.
+        with log_context(request_id=uuid.uuid4().hex[:16], slack_user=slack_user(body)):
+            answer = await self.app.async_dispatch(bolt_request(body, request))
         return to_starlette_response(answer)

@@ -14,6 +14,7 @@ Nothing connects at import time. Must not import Slack, the scheduler or the Gat
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -184,7 +185,9 @@ class Database:
             self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gatebot-db")
         self._in_flight += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._unit_of_work, work)
+            context = contextvars.copy_context()  # log context (and any other) travels with the work
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, context.run, self._unit_of_work, work)
         finally:
             self._in_flight -= 1
 

@@ -23,6 +23,7 @@ from gatebot.jobs import (
     describe_error,
     run_job,
 )
+from gatebot.logcontext import current
 from gatebot.money import Money
 from gatebot.orders import OrderDraft
 from gatebot.runtime import build_runtime, until_stopped
@@ -104,6 +105,18 @@ async def test_a_job_never_overlaps_itself(h: Harness) -> None:
     release.set()
     assert (await first).result == "done"
     assert monitor.job_records(h.db)["slow"].runs == 1
+
+
+@sqlite_only
+async def test_every_log_line_of_a_job_run_names_the_job(h: Harness) -> None:
+    seen: list[dict[str, str]] = []
+
+    async def body(ctx: JobContext) -> None:
+        seen.append(dict(current()))
+
+    only(h.ctx, extra=(JobSpec("probe_job", body, MIN),))
+    assert (await run_job(h.ctx, "probe_job")).ok
+    assert seen == [{"job": "probe_job"}] and not current()
 
 
 @sqlite_only

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gatebot import alerts, monitor
-from gatebot.alerts import AlertBook, AlertPolicy, BalanceReading, HealthObservation
+from gatebot.alerts import AlertPolicy, BalanceReading, HealthObservation
 from gatebot.config import Thresholds
 from gatebot.gate.models import Deposit
 from gatebot.money import Money
@@ -20,6 +20,7 @@ from gatebot.store import repo
 from gatebot.store.crypto import cipher_from_key
 from gatebot.store.db import Database, make_engine
 from gatebot.store.models import Order, OrderStatus
+from gatebot.store.monitoring import kv_keys
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -56,14 +57,13 @@ def test_one_row_per_alert_and_the_book_round_trips(database: Database) -> None:
     assert post.kind == "post" and post.alert_key == "balance:USD"
     monitor.observe_health(database, [HealthObservation(ok=True)], T0, POLICY)
     with database.session() as s:
-        assert monitor._keys(s, monitor.ALERT_PREFIX) == ["alert:balance:USD", "alert:health"]
+        assert kv_keys(s, monitor.ALERT_PREFIX) == ["alert:balance:USD", "alert:health"]
 
-    book = monitor.load_book(database)
-    assert set(book) == {"balance:USD", "health"} and book.balance("USD").alert.open
-    book.with_message("balance:USD", "COPS", "1.000100")
-    monitor.save_book(database, book, T0)
-    again = monitor.load_book(database)
-    assert again.to_json() == book.to_json()
+    states = {state.key: state for state in monitor.all_states(database)}
+    assert set(states) == {"balance:USD", "health"} and states["balance:USD"].alert.open
+    monitor.record_message(database, "balance:USD", "COPS", "1.000100", T0)
+    again = monitor.alert_state(database, "balance:USD")
+    assert again == alerts.with_message(states["balance:USD"], "COPS", "1.000100")
     assert [a.key for a in monitor.open_alerts(database, T0)] == ["balance:USD"]
 
 
@@ -103,7 +103,8 @@ def test_the_circuit_and_inhibition_come_from_the_stored_health_state(database: 
     assert fired.alert_key == "health" and fired.kind == "post"
     assert monitor.circuit_open(database) and monitor.health_state(database).down
     assert low(database, "50.00", T0) == []  # held back: no alert storm from one root cause
-    assert not monitor.load_book(database).balance("USD").alert.open
+    held = monitor.alert_state(database, "balance:USD")
+    assert held is None or not held.alert.open
     assert monitor.observe_health(database, [], T0, POLICY) == []
 
 
@@ -111,12 +112,22 @@ def test_an_unreadable_alert_row_is_skipped_not_fatal(database: Database, caplog
     low(database, "450.00", T0)
     with database.session() as s:
         repo.kv_set(s, "alert:health", {"type": "nonsense"}, T0)
-    book = monitor.load_book(database)
-    assert set(book) == {"balance:USD"}
+    assert [state.key for state in monitor.all_states(database)] == ["balance:USD"]
     assert "unreadable" in caplog.text
     monitor.tick(database, T0 + 10 * timedelta(hours=1), POLICY)  # does not raise
     notes = monitor.observe_health(database, [HealthObservation(ok=True)], T0, POLICY)  # starts afresh
     assert notes == [] and monitor.health_state(database).successes == 1
+
+
+def test_a_state_stored_under_another_key_is_not_taken_for_it(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    low(database, "450.00", T0)
+    with database.session() as s:
+        repo.kv_set(s, "alert:balance:EUR", repo.kv_get(s, "alert:balance:USD"), T0)
+    assert monitor.alert_state(database, "balance:EUR") is None
+    assert "stored under balance:EUR is for balance:USD" in caplog.text
+    assert [state.key for state in monitor.all_states(database)] == ["balance:USD"]
 
 
 def run_both(*workers: Callable[[], None]) -> None:
@@ -157,7 +168,8 @@ def test_two_processes_never_lose_each_others_changes(database: Database, second
                                    error="GateTimeout: timed out" if i % 2 else None)
 
     run_both(checks, people, more_runs)
-    state = monitor.load_book(database).balance("USD")
+    state = monitor.alert_state(database, "balance:USD")
+    assert state is not None
     assert state.alert.open and state.alert.acked_by == "UBOB"  # the ack survived 40 concurrent checks
     record = monitor.job_records(database)["track"]
     assert (record.runs, record.failures) == (80, 20)  # no lost update
@@ -279,14 +291,3 @@ def test_readings_and_the_digest_period(database: Database) -> None:
     follow = monitor.build_digest(database, next_day + MIN, closing=None, closing_at=None)
     assert follow.lines[0].opening == usd("880.00") and follow.lines[0].closing is None
     assert follow.lines[0].mismatch is None  # nothing to compare with
-
-
-def test_save_book_does_not_rewrite_unchanged_rows(database: Database) -> None:
-    low(database, "450.00", T0)
-    with database.session() as s:
-        before = s.connection().exec_driver_sql("SELECT version FROM kv WHERE key = 'alert:balance:USD'").scalar()
-    monitor.save_book(database, monitor.load_book(database), T0)
-    monitor.save_book(database, AlertBook(), T0)
-    with database.session() as s:
-        after = s.connection().exec_driver_sql("SELECT version FROM kv WHERE key = 'alert:balance:USD'").scalar()
-    assert before == after

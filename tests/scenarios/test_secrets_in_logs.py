@@ -10,6 +10,7 @@ account); the redaction on the handler must catch them all.
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 
@@ -40,10 +41,11 @@ def level(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
         logging.getLogger(name).setLevel(lvl)
 
 
-async def test_no_secret_in_any_log_line(harness: Harness, level: str) -> None:
+@pytest.mark.parametrize("fmt", ["text", "json"])
+async def test_no_secret_in_any_log_line(harness: Harness, level: str, fmt: logs.LogFormat) -> None:
     h = harness
     stream = io.StringIO()
-    configure_logging(h.core.settings, level=level, stream=stream)
+    configure_logging(h.core.settings, level=level, stream=stream, fmt=fmt)
 
     view = await h.open_modal(OPS, "buy steam gift card 20")
     confirm = (await h.submit(OPS, view)).view
@@ -79,4 +81,10 @@ async def test_no_secret_in_any_log_line(harness: Harness, level: str) -> None:
     else:
         assert "Sending a request" not in logged
     leaked = [s for s in secrets if s in logged]
-    assert not leaked, f"secrets in the {level} log: {leaked}"
+    assert not leaked, f"secrets in the {level} {fmt} log: {leaked}"
+    if fmt == "json":  # one object per line, each with its fields; Slack requests say who and which
+        records = [json.loads(line) for line in logged.splitlines()]
+        assert records and all({"time", "level", "logger", "message"} <= r.keys() for r in records)
+        assert all(r["time"].endswith("+00:00") for r in records)
+        from_slack = [r for r in records if "request_id" in r]
+        assert from_slack and all(r["slack_user"] == OPS for r in from_slack)
