@@ -2,7 +2,7 @@
 
 What lives here
     * :class:`Core` — the core services one process shares: store, cipher, Gate client (and the
-      :class:`~gatebot.monitor.CallRecorder` it reports to), event bus, order service, clock. Built by
+      :class:`~gatebot.health.calls.CallRecorder` it reports to), event bus, order service, clock. Built by
       :func:`build_core` (or the :func:`core` context manager, which closes it).
     * :class:`Runtime` — the core plus the edges this process runs: the Slack surface (app, listener
       dependencies, notifier) when Slack settings are present and asked for, the job scheduler when jobs
@@ -30,14 +30,15 @@ from typing import TYPE_CHECKING, Literal
 
 import httpx
 
-from gatebot import monitor
 from gatebot.clock import Clock, SystemClock
 from gatebot.config import KEY_COMMAND, ConfigError, Settings, production_problems
 from gatebot.events import EventBus
 from gatebot.gate import GateClient, RetryPolicy
+from gatebot.health.calls import CallRecorder
+from gatebot.health.circuit import circuit_open
 from gatebot.metrics import default_metrics
-from gatebot.monitor import CallRecorder, LogPoster, Poster
 from gatebot.orders import OrderService
+from gatebot.poster import LogPoster, Poster
 from gatebot.signals import stop_on_signals
 from gatebot.store.crypto import Cipher, cipher_from_key
 from gatebot.store.db import Database, is_memory_sqlite, make_engine, normalize_url, prepare_schema
@@ -198,7 +199,7 @@ def build_core(settings: Settings, *, clock: Clock | None = None, check_schema: 
         db=db, gate_client=client, cipher=cipher, clock=clock, events=events,
         account_fields=settings.gatebot_account_fields, default_margin=settings.gatebot_topup_margin,
         resume_on_deposit=settings.gatebot_resume_on_deposit,
-        gate_available=lambda: not monitor.circuit_open(db),  # refuse new orders while the circuit is open
+        gate_available=lambda: not circuit_open(db),  # refuse new orders while the circuit is open
     )
     return Core(settings=settings, clock=clock, db=db, cipher=cipher, gate=client, gate_calls=calls,
                 events=events, orders=orders)
@@ -232,6 +233,7 @@ def build_slack(built: Core, *, socket_mode: bool = False, status: StatusSource 
     """The Slack app over ``built``: one Web API client (``SLACK_API_URL``), the roles, the notifier (not
     yet subscribed: :func:`build_runtime` does that once) and the listeners' :class:`~gatebot.slack.deps.Deps`.
     Raises :class:`~gatebot.slack.app.SlackConfigError` for incomplete Slack settings."""
+    from gatebot.health import status as stored_status
     from gatebot.slack.app import check_settings, create_app, make_client
     from gatebot.slack.deps import Deps
     from gatebot.slack.notifier import Notifier
@@ -242,7 +244,7 @@ def build_slack(built: Core, *, socket_mode: bool = False, status: StatusSource 
     client = make_client(settings)
     deps = Deps(settings=settings, db=built.db, clock=built.clock, orders=built.orders, gate=built.gate,
                 cipher=built.cipher, roles=Roles.from_settings(settings, client=client, clock=built.clock),
-                monitor=status or monitor, notifier=Notifier(built, client), scheduler=scheduler)
+                status=status or stored_status, notifier=Notifier(built, client), scheduler=scheduler)
     return SlackSurface(app=create_app(deps, client=client, socket_mode=socket_mode), deps=deps,
                         socket_mode=socket_mode)
 
@@ -356,8 +358,8 @@ def build_runtime(
     ``GATEBOT_RUN_JOBS`` with an app, else no); ``job_specs``/``lease_ttl``/``on_leadership`` tune it, or
     ``scheduler`` is the one to run (built by :func:`build_scheduler`, or a test's stand-in).
     ``poster``: default an :class:`~gatebot.slack.alert_poster.AlertPoster` when a bot token is set, else
-    a :class:`~gatebot.monitor.LogPoster`. ``status``: what the app reports on alerts, circuit and jobs
-    (default :mod:`gatebot.monitor`). ``scheduler_view``: what the app reports as this process's scheduler
+    a :class:`~gatebot.poster.LogPoster`. ``status``: what the app reports on alerts, circuit and jobs
+    (default :mod:`gatebot.health.status`). ``scheduler_view``: what the app reports as this process's scheduler
     (default the scheduler built here). ``metrics_port``: serve ``GET /metrics`` there (a process
     without the web app, whose own ``/metrics`` route covers ``serve``).
     """

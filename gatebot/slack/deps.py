@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from gatebot.alerts import OpenAlert
 from gatebot.clock import Clock
@@ -52,7 +53,7 @@ SEEN_EVENTS = 2048
 
 
 class JobStatusView(Protocol):
-    """One scheduled job as ``monitor.job_status`` reports it."""
+    """One scheduled job as ``StatusSource.job_status`` reports it."""
 
     @property
     def name(self) -> str: ...
@@ -65,12 +66,19 @@ class JobStatusView(Protocol):
 
 
 class StatusSource(Protocol):
-    """Alerts, circuit, jobs and scheduler as the database records them (``gatebot.monitor``)."""
+    """Alerts, circuit, jobs and scheduler as the store records them, read inside one unit of work
+    (``await db.run(...)``); :mod:`gatebot.health.status` is the one implementation."""
 
-    def open_alerts(self, db: Database, now: datetime) -> list[OpenAlert]: ...
+    def open_alerts(self, s: Session, now: datetime) -> list[OpenAlert]: ...
+    def gate_down(self, s: Session) -> bool: ...
+    def job_status(self, s: Session, now: datetime) -> Sequence[JobStatusView]: ...
+    def scheduler_status(self, s: Session, now: datetime) -> dict[str, Any]: ...
+
+
+class CircuitCheck(Protocol):
+    """The synchronous "is the Gate down?" the order flow still calls (``gatebot.monitor`` has it)."""
+
     def circuit_open(self, db: Database) -> bool: ...
-    def job_status(self, db: Database, now: datetime) -> Sequence[JobStatusView]: ...
-    def scheduler_status(self, db: Database, now: datetime) -> dict[str, Any]: ...
 
 
 class Scheduler(Protocol):
@@ -207,7 +215,7 @@ class Deps:
     gate: GateClient
     cipher: Cipher
     roles: Roles
-    monitor: StatusSource
+    status: StatusSource
     notifier: Notifier | None = None
     scheduler: Scheduler | None = None
     balance_wait: float = 1.5
@@ -218,6 +226,14 @@ class Deps:
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    @property
+    def monitor(self) -> CircuitCheck:
+        """The synchronous status functions, for the order flow's circuit check until it moves to
+        ``await db.run`` (issue 12, the orders work); listeners read :attr:`status` inside a unit of work."""
+        from gatebot import monitor
+
+        return monitor
 
     # -- shared state ----------------------------------------------------------------------------------
     async def record_audit(self, *, actor: str, action: str, target: str | None, allowed: bool,
@@ -239,9 +255,9 @@ class Deps:
             log.info("refused %s to %s (%s)", action, actor, detail or "no role")
 
     async def off_loop(self, work: Callable[[], T]) -> T:
-        """``work()`` on the store's worker thread, for core functions that open their own sessions
-        (:mod:`gatebot.monitor`'s take the database, not a session): the loop never waits on them, and
-        ``db.busy`` covers them (the demo waits for it). Code that takes a session uses ``db.run``."""
+        """``work()`` on the store's worker thread, for core calls that open their own sessions (the
+        order service's synchronous reads, exports): the loop never waits on them, and ``db.busy``
+        covers them (the demo waits for it). Code that takes a session uses ``db.run``."""
         return await self.db.run(lambda _session: work())
 
     def draft_lock(self, draft_id: str) -> asyncio.Lock:
@@ -269,23 +285,18 @@ class Deps:
         now = self.now()
         report = StatusReport(at=now, database_ok=True)
         try:
-            await self.db.run(lambda s: s.execute(text("SELECT 1")))
+            report.circuit_open, report.jobs, report.lease = await self.db.run(lambda s: self._stored_status(s, now))
         except SQLAlchemyError as exc:
             report.database_ok = False
             report.database_error = type(exc).__name__
         if probe_gate:
             report.gate = await self.gate.health()
-        if report.database_ok:
-            try:
-                report.circuit_open, report.jobs, report.lease = await self.off_loop(lambda: self._stored_status(now))
-            except SQLAlchemyError as exc:
-                report.database_ok = False
-                report.database_error = type(exc).__name__
         if self.scheduler is not None:
             report.local_scheduler = self.scheduler.status()
         return report
 
-    def _stored_status(self, now: datetime) -> tuple[bool, list[JobStatusView], dict[str, Any]]:
-        """Circuit, jobs and lease as the store records them (synchronous: run it off the loop)."""
-        return (self.monitor.circuit_open(self.db), list(self.monitor.job_status(self.db, now)),
-                self.monitor.scheduler_status(self.db, now))
+    def _stored_status(self, s: Session, now: datetime) -> tuple[bool, list[JobStatusView], dict[str, Any]]:
+        """Circuit, jobs and lease as the store records them (one unit of work; a database that cannot
+        answer raises here)."""
+        s.execute(text("SELECT 1"))
+        return self.status.gate_down(s), list(self.status.job_status(s, now)), self.status.scheduler_status(s, now)

@@ -32,7 +32,6 @@ import pytest
 from slack_bolt.async_app import AsyncApp
 from sqlmodel import col, select
 
-from gatebot import monitor
 from gatebot.clock import ManualClock
 from gatebot.config import Settings
 from gatebot.emulator import (
@@ -286,7 +285,7 @@ async def harness(emulator_server: EmulatorServer, workspace: Workspace, clock: 
     async with core(settings, clock=clock, gate_transport=httpx.ASGITransport(app=sandbox)) as c:
         if load_catalog:
             await c.orders.refresh_catalog()
-        rt = build_runtime(c, slack="http", jobs=False, status=monitor)
+        rt = build_runtime(c, slack="http", jobs=False)
         assert rt.slack is not None
         app, deps = rt.slack.app, rt.slack.deps
         server = LoopbackServer(create_web_app(app, deps))

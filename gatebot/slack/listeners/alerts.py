@@ -2,8 +2,8 @@
 
 Routing table (:func:`register`)::
 
-    alert_ack          ack, then monitor.ack_alert    -> message shows who acked, note in its thread
-    alert_snooze_1h    ack, then monitor.snooze_alert -> message shows until when; a reminder when it ends
+    alert_ack          ack, then alerts.stored.ack_alert    -> message shows who acked, note in its thread
+    alert_snooze_1h    ack, then alerts.stored.snooze_alert -> message shows until when; a reminder when it ends
     alert_snooze_4h    (same, 4 h)
     alert_snooze_24h   (same, 24 h)
     alert_link         ack only (a URL button: Slack opens the link itself)
@@ -27,7 +27,7 @@ from typing import Any, Protocol, TypeVar
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from gatebot import monitor
+from gatebot.alerts import stored as alert_store
 from gatebot.clock import Clock
 from gatebot.config import Settings
 from gatebot.slack import ids
@@ -53,7 +53,6 @@ class AlertDeps(Protocol):
     def db(self) -> Database: ...
     @property
     def clock(self) -> Clock: ...
-    async def off_loop(self, work: Callable[[], T]) -> T: ...
 
 
 def register(app: AsyncApp, deps: AlertDeps) -> None:
@@ -86,7 +85,7 @@ def _poster(deps: AlertDeps, client: AsyncWebClient, body: dict[str, Any]) -> Al
 
 async def _explain_no_change(deps: AlertDeps, client: AsyncWebClient, respond: AsyncRespond, *, key: str, user: str,
                              channel: str | None, what: str) -> None:
-    state = await deps.off_loop(lambda: monitor.alert_state(deps.db, key))
+    state = await deps.db.run(lambda s: alert_store.alert_state(s, key))
     if state is None:
         text = "That alert no longer exists; nothing to do."
     elif not state.alert.open:
@@ -107,7 +106,7 @@ def _acknowledge(deps: AlertDeps) -> Handler:
         if not key or not user:
             return
         now = deps.clock.now()
-        notes = await deps.off_loop(lambda: monitor.ack_alert(deps.db, key, by=user, now=now))
+        notes = await deps.db.run(lambda s: alert_store.ack_alert(s, key, by=user, now=now))
         if not notes:
             await _explain_no_change(deps, client, respond, key=key, user=user, channel=channel, what="acknowledge")
             return
@@ -125,7 +124,7 @@ def _snooze(deps: AlertDeps, duration: timedelta) -> Handler:
         if not key or not user:
             return
         now = deps.clock.now()
-        notes = await deps.off_loop(lambda: monitor.snooze_alert(deps.db, key, by=user, duration=duration, now=now))
+        notes = await deps.db.run(lambda s: alert_store.snooze_alert(s, key, by=user, duration=duration, now=now))
         if not notes:
             await _explain_no_change(deps, client, respond, key=key, user=user, channel=channel, what="snooze")
             return

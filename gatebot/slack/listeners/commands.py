@@ -157,7 +157,7 @@ async def _balance(deps: Deps, cmd: Command, user: str) -> Message:
     except GateDown as exc:
         return error_message(str(exc))
     now = deps.now()
-    states = balance_alert_states(await deps.off_loop(lambda: deps.monitor.open_alerts(deps.db, now)))
+    states = balance_alert_states(await deps.db.run(lambda s: deps.status.open_alerts(s, now)))
     message = balance_message(snapshot.balances, deps.settings.gatebot_low_balance, states, read_at=snapshot.at)
     if snapshot.cached:
         message = with_note(message, f":hourglass: Gate did not answer in time: these are the balances gatebot "

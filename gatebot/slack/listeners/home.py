@@ -76,8 +76,7 @@ async def publish_home(deps: Deps, client: AsyncWebClient, user: str) -> None:
     now = deps.now()
     balances = await _balances(deps) if roles & {ROLE_FINANCE, ROLE_OPS} else []
     report = await deps.status_report(probe_gate=False)
-    alerts = await deps.off_loop(lambda: deps.monitor.open_alerts(deps.db, now)) if roles and report.database_ok \
-        else []
+    alerts = await deps.db.run(lambda s: deps.status.open_alerts(s, now)) if roles and report.database_ok else []
     mine = await deps.db.run(lambda s: repo.list_orders(s, requester=user, limit=MAX_HOME_ORDERS))
     view = home_view(balances=balances, thresholds=deps.settings.gatebot_low_balance, health=report.checks(),
                      open_alerts=[alert_card(a) for a in alerts], recent_orders=mine, viewer_roles=roles,
