@@ -52,12 +52,11 @@ import httpx
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from sqlalchemy import Engine, event
 
-from gatebot import monitor
 from gatebot.clock import Clock, ManualClock, OffsetClock
 from gatebot.config import Settings
 from gatebot.emulator import EmulatorServer, LoopbackServer, SlackDriver, Workspace
+from gatebot.health.job_runs import SCHEDULER_LEASE, register_job
 from gatebot.jobs import JobContext, JobOutcome, JobSpec, Scheduler, run_job
-from gatebot.monitor import SCHEDULER_LEASE
 from gatebot.runtime import Core, build_core, build_runtime, build_scheduler, job_context
 from gatebot.sandbox.app import create_app as create_sandbox
 from gatebot.sandbox.simulator import SandboxConfig, Simulator
@@ -321,8 +320,9 @@ class JobRunner:
         if self.scheduler is not None:
             await self.scheduler.lease_step()
             return
-        with self.ctx.db.session() as s:
-            repo.try_acquire_lease(s, SCHEDULER_LEASE, self.owner, self.clock.now(), LEASE_TTL.total_seconds())
+        now = self.clock.now()
+        await self.ctx.db.run(
+            lambda s: repo.try_acquire_lease(s, SCHEDULER_LEASE, self.owner, now, LEASE_TTL.total_seconds()))
 
     async def run(self, name: str) -> JobOutcome:
         """One job now (through the live scheduler when there is one), then wait for what it set off."""
@@ -340,8 +340,8 @@ class JobRunner:
         now = self.clock.now()
         if self.scheduler is None:
             await self.keep_lease()
-        for spec in self.specs:
-            monitor.register_job(self.ctx.db, spec.name, spec.interval, now)
+        specs = self.specs
+        await self.ctx.db.run(lambda s: [register_job(s, spec.name, spec.interval, now) for spec in specs])
         self.ctx.started_at = now
         if run_all:
             for spec in self.specs:
