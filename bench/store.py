@@ -46,7 +46,8 @@ COLUMNS = (
     "id", "external_ref", "idempotency_key", "gate_order_id", "product_id", "product_name", "product_type",
     "currency", "amount", "quantity", "estimated_cost", "charged_amount", "balance_before", "balance_after",
     "status", "status_reason", "error_code", "is_test", "request_body_enc", "customer_account_enc",
-    "order_content_enc", "requester", "origin_channel", "origin_ts", "dm_sent", "attempts", "next_attempt_at",
+    "order_content_enc", "requester", "origin_channel", "message_ts", "message_in_dm", "dm_sent", "attempts",
+    "next_attempt_at",
     "created_at", "updated_at", "submitted_at", "completed_at", "failed_at",
 )  # fmt: skip
 
@@ -104,7 +105,7 @@ def _rows(n: int, cipher: FernetCipher, rng: random.Random) -> Iterator[tuple[ob
             "100.00" if has_gate else None, "87.50" if has_gate else None, status,
             "invalid_amount" if status == "rejected" else None, "invalid_amount" if status == "rejected" else None,
             0, body, account, content if status == "completed" else None, f"U{rng.randrange(200):05d}",
-            "C0123456789", f"{1_700_000_000 + i}.000100", 1, 1, None,
+            "C0123456789", f"{1_700_000_000 + i}.000100", 0, 1, 1, None,
             created_s, done_s, created_s, done_s if status == "completed" else None,
             done_s if status in ("failed", "rejected") else None,
         )  # fmt: skip

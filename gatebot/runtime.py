@@ -243,7 +243,7 @@ def build_slack(built: Core, *, socket_mode: bool = False, status: StatusSource 
     check_settings(settings, socket_mode=socket_mode)
     client = make_client(settings)
     deps = Deps(settings=settings, db=built.db, clock=built.clock, orders=built.orders, gate=built.gate,
-                cipher=built.cipher, roles=Roles.from_settings(settings, client=client, clock=built.clock),
+                roles=Roles.from_settings(settings, client=client, clock=built.clock),
                 status=status or stored_status, notifier=Notifier(built, client), scheduler=scheduler)
     return SlackSurface(app=create_app(deps, client=client, socket_mode=socket_mode), deps=deps,
                         socket_mode=socket_mode)

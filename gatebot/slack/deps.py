@@ -36,7 +36,6 @@ from gatebot.orders import OrderService
 from gatebot.slack.blocks.common import HealthCheck
 from gatebot.slack.roles import Roles
 from gatebot.store import repo
-from gatebot.store.crypto import Cipher
 from gatebot.store.db import Database
 
 if TYPE_CHECKING:
@@ -205,15 +204,14 @@ class StatusReport:
 @dataclass
 class Deps:
     """The listeners' dependencies: the core services they call (not the whole runtime). ``gate`` is only
-    for the ``/health`` probe and the deposits list; ``cipher`` seals modal drafts. ``balance_wait``
-    bounds the modal's balance check (3 s budget)."""
+    for the ``/health`` probe and the deposits list. ``balance_wait`` bounds the modal's balance check
+    (3 s budget)."""
 
     settings: Settings
     db: Database
     clock: Clock
     orders: OrderService
     gate: GateClient
-    cipher: Cipher
     roles: Roles
     status: StatusSource
     notifier: Notifier | None = None
@@ -256,8 +254,8 @@ class Deps:
 
     async def off_loop(self, work: Callable[[], T]) -> T:
         """``work()`` on the store's worker thread, for core calls that open their own sessions (the
-        order service's synchronous reads, exports): the loop never waits on them, and ``db.busy``
-        covers them (the demo waits for it). Code that takes a session uses ``db.run``."""
+        finance exports take the database): the loop never waits on them, and ``db.busy`` covers them
+        (the demo waits for it). Code that takes a session uses ``db.run``."""
         return await self.db.run(lambda _session: work())
 
     def draft_lock(self, draft_id: str) -> asyncio.Lock:

@@ -5,9 +5,9 @@
 * ``order.created`` posts :func:`~gatebot.slack.blocks.messages.order_message` in the channel the order
   came from — or, when the bot cannot post there (``not_in_channel``, ``channel_not_found``,
   ``is_archived``) or there is no channel (App Home), in a DM to the requester — and records where in
-  ``origin_ts``: the message's ts (in ``origin_channel``), or ``dm:<ts>`` for one in the requester's DM,
-  so ``origin_channel`` keeps saying where the order came from. While a process posts the first message
-  ``origin_ts`` holds ``claim:<epoch>`` (see :func:`message_ts`).
+  the order's ``message_ts`` / ``message_in_dm`` columns, so ``origin_channel`` keeps saying where the
+  order came from. While a process posts the first message it holds ``message_claimed_at`` (a
+  compare-and-set claim in the store, see :mod:`gatebot.store.repo.messages`).
 * every later event edits that message in place (``chat.update``) and adds the history row to its
   thread (:func:`~gatebot.slack.blocks.messages.order_thread_note`), so the thread holds the history.
 * ``order.completed`` DMs the requester the code (:func:`~gatebot.slack.blocks.messages.order_delivery_dm`)
@@ -18,8 +18,9 @@
 Publishing never waits for Slack: :meth:`Notifier.handle` queues the work on a per-order chain (events of
 one order are handled in order, different orders concurrently) and returns, so a slow or rate-limited
 Slack does not delay an order on its way to Gate. Slack errors are logged and dropped — the store is the
-truth and the next event re-renders the message from it. Codes, PINs and customer accounts are never
-logged and never posted anywhere but the requester's DM.
+truth and the next event re-renders the message from it. The store is touched only through ``repo``
+functions inside ``await db.run(...)``: never a session on the event loop, never SQL here. Codes, PINs
+and customer accounts are never logged and never posted anywhere but the requester's DM.
 
 Must not import the scheduler.
 """
@@ -29,11 +30,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import and_, or_, update
-from sqlmodel import col
+from sqlmodel import Session
 
 from gatebot.clock import Clock
 from gatebot.events import Event, EventBus
@@ -44,7 +45,7 @@ from gatebot.store import repo
 from gatebot.store.db import Database
 from gatebot.store.models import Order, OrderHistory, OrderStatus
 
-__all__ = ["DM_PREFIX", "FALLBACK_ERRORS", "Notifier", "NotifierServices", "message_ts"]
+__all__ = ["FALLBACK_ERRORS", "Notifier", "NotifierServices"]
 
 log = logging.getLogger(__name__)
 
@@ -57,30 +58,13 @@ _GONE_ERRORS = frozenset({"message_not_found", "channel_not_found", "is_archived
 CLAIM_TIMEOUT = timedelta(seconds=60)
 #: How often undelivered codes (a DM that failed) are retried, piggybacking on order events.
 RETRY_EVERY = timedelta(minutes=5)
-_CLAIM = "claim:"
-DM_PREFIX = "dm:"
 SlackFailure = SLACK_FAILURES  # the one definition: gatebot.slack.failures
-
-
-def message_ts(origin_ts: str | None) -> str | None:
-    """The status message's ts from an order's ``origin_ts`` (``None`` while none is posted)."""
-    if not origin_ts or origin_ts.startswith(_CLAIM):
-        return None
-    return origin_ts.removeprefix(DM_PREFIX)
-
-
-def _rowcount(result: Any) -> int:
-    """Rows an UPDATE matched (``CursorResult.rowcount``; ``Session.execute`` is typed as a plain Result)."""
-    return int(getattr(result, "rowcount", 0))
-
-
 _error_code = error_code  # the one definition: gatebot.slack.failures
 
 
 class OrderReader(Protocol):
     """What the notifier reads about an order (``gatebot.orders.OrderService`` has it)."""
 
-    def history(self, order_id: int) -> list[OrderHistory]: ...
     def content(self, order: Order) -> dict[str, Any] | None: ...
 
 
@@ -157,48 +141,43 @@ class Notifier:
         """Bring Slack up to date with one event (the order is re-read: the store is the truth)."""
         if event.order_id is None:
             return
-        order = self._load(event.order_id)
+        order = await self._load(event.order_id)
         if order is None:
             return
         status = event.kind.removeprefix("order.")
-        if order.origin_ts is None or order.origin_ts.startswith(_CLAIM):
+        mine = False
+        if order.message_ts is None:
             claimed = await self._await_or_claim(order)
             if claimed is None:
                 return
-            order = claimed
-        if order.origin_ts is None:  # ours to post (first event, or every earlier post failed)
+            order, mine = claimed
+        if mine:  # ours to post (first event, or every earlier post failed)
             posted = await self._post_status(order)
             if posted is not None:
                 order = posted
                 await self._note_history(order, upto=None if status == "created" else status)
-        elif order.origin_ts.startswith(_CLAIM):
+        elif order.message_ts is None:
             pass  # another process is posting it right now, rendered from the same store
         elif status != "created":
             order = await self._update_status(order)
-            await self._note(order, self._history_row(order, status))
+            await self._note(order, _pick_row(await self._history(order.id or 0), status))
         if OrderStatus(order.status) is OrderStatus.COMPLETED:
             await self.deliver(order)
         await self._maybe_retry_deliveries()
 
-    def _load(self, order_id: int) -> Order | None:
-        with self.core.db.session() as s:
-            return repo.get_order(s, order_id)
+    async def _load(self, order_id: int) -> Order | None:
+        return await self.core.db.run(lambda s: repo.get_order(s, order_id))
 
-    def _history_row(self, order: Order, status: str) -> OrderHistory | None:
-        assert order.id is not None
-        rows = self.core.orders.history(order.id)
-        if status == "created":
-            return next((r for r in rows if r.from_status is None), rows[0] if rows else None)
-        matching = [r for r in rows if str(r.to_status) == status]
-        return matching[-1] if matching else None
+    async def _history(self, order_id: int) -> list[OrderHistory]:
+        return await self.core.db.run(lambda s: repo.history(s, order_id))
 
     async def _note_history(self, order: Order, *, upto: str | None) -> None:
         """After the first post: the creation row, or (a late first post) every row up to ``upto``'s."""
         assert order.id is not None
-        rows = self.core.orders.history(order.id)
-        last = self._history_row(order, upto) if upto is not None else None
+        rows = await self._history(order.id)
+        last = _pick_row(rows, upto) if upto is not None else None
         if last is None:
-            await self._note(order, self._history_row(order, "created"))
+            await self._note(order, _pick_row(rows, "created"))
             return
         for row in rows:
             await self._note(order, row)
@@ -209,50 +188,30 @@ class Notifier:
         return order_message(order, resume_on_deposit=self.core.settings.gatebot_resume_on_deposit)
 
     # -- the status message ------------------------------------------------------------------------------------
-    async def _await_or_claim(self, order: Order) -> Order | None:
+    async def _await_or_claim(self, order: Order) -> tuple[Order, bool] | None:
         """Claim the first post of an order, or wait for the process that claimed it to finish.
 
-        Returns the order to continue with: ``origin_ts`` ``None`` means "post it now" (we hold the claim).
+        Returns the order to continue with and whether this call holds the claim (then: post it now).
         """
         assert order.id is not None
+        order_id = order.id
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.claim_wait
         while True:
-            if self._claim(order.id):
-                fresh = self._load(order.id)
-                if fresh is not None:
-                    fresh.origin_ts = None
-                return fresh
-            fresh = self._load(order.id)
-            if fresh is None or (fresh.origin_ts and not fresh.origin_ts.startswith(_CLAIM)):
-                return fresh
+            won, fresh = await self.core.db.run(partial(_claim, order_id=order_id, now=self.core.clock.now()))
+            if fresh is None:
+                return None
+            if won or fresh.message_ts is not None:
+                return fresh, won
             if loop.time() >= deadline:
-                log.info("order #%s: another process is still posting its message; skipping this update", order.id)
-                return fresh
+                log.info("order #%s: another process is still posting its message; skipping this update", order_id)
+                return fresh, False
             await asyncio.sleep(0.1)
-
-    def _claim(self, order_id: int) -> bool:
-        now = self.core.clock.now()
-        mine = f"{_CLAIM}{int(now.timestamp()):012d}"
-        stale = f"{_CLAIM}{int((now - CLAIM_TIMEOUT).timestamp()):012d}"
-        ts = col(Order.origin_ts)
-        statement = (update(Order).where(and_(col(Order.id) == order_id,
-                                              or_(ts.is_(None), and_(ts.like(f"{_CLAIM}%"), ts < stale))))
-                     .values(origin_ts=mine))
-        with self.core.db.session() as s:
-            claimed = _rowcount(s.execute(statement)) == 1
-            s.commit()
-        return claimed
-
-    def _save_location(self, order_id: int, ts: str | None) -> Order | None:
-        with self.core.db.session() as s:
-            s.execute(update(Order).where(col(Order.id) == order_id).values(origin_ts=ts))
-            s.commit()
-            return repo.get_order(s, order_id)
 
     async def _post_status(self, order: Order) -> Order | None:
         """Post the order's status message (channel, else DM) and record where. Needs the claim."""
         assert order.id is not None
+        order_id = order.id
         message = self._render(order)
         targets: list[str | None] = []
         if order.origin_channel:
@@ -273,19 +232,17 @@ class Notifier:
                     continue
                 log.warning("order #%s: could not post its status message (%s)", order.id, error)
                 break
-            in_dm = channel != order.origin_channel
-            return self._save_location(order.id, (DM_PREFIX if in_dm else "") + str(response["ts"]))
-        self._save_location(order.id, None)  # release the claim: the next event tries again
+            ts, in_dm = str(response["ts"]), channel != order.origin_channel
+            return await self.core.db.run(partial(repo.save_message, order_id=order_id, ts=ts, in_dm=in_dm))
+        await self.core.db.run(lambda s: repo.release_message(s, order_id))  # the next event tries again
         return None
 
     async def location(self, order: Order) -> tuple[str, str] | None:
         """``(channel, ts)`` of the order's status message, or ``None`` while there is none."""
-        ts = message_ts(order.origin_ts)
-        if ts is None:
+        if order.message_ts is None:
             return None
-        channel = await self._dm_channel(order.requester) if (order.origin_ts or "").startswith(DM_PREFIX) \
-            else order.origin_channel
-        return (channel, ts) if channel else None
+        channel = await self._dm_channel(order.requester) if order.message_in_dm else order.origin_channel
+        return (channel, order.message_ts) if channel else None
 
     async def _update_status(self, order: Order) -> Order:
         assert order.id is not None
@@ -300,26 +257,20 @@ class Notifier:
                 log.warning("order #%s: could not update its status message (%s)", order.id, error)
                 return order
             log.info("order #%s: its status message is gone (%s); posting a new one", order.id, error)
-            if not self._claim_over(order):
-                return order
-            fresh = self._load(order.id)
+            order_id, ts, in_dm, now = order.id, where[1], order.message_in_dm, self.core.clock.now()
+
+            def take_over(s: Session) -> Order | None:
+                """Compare-and-set on the vanished message: of several processes, one posts anew."""
+                if not repo.take_over_message(s, order_id, ts=ts, in_dm=in_dm, now=now):
+                    return None
+                return s.get(Order, order_id, populate_existing=True)
+
+            fresh = await self.core.db.run(take_over)
             if fresh is None:
                 return order
-            fresh.origin_ts = None
             posted = await self._post_status(fresh)
             return posted or order
         return order
-
-    def _claim_over(self, order: Order) -> bool:
-        """Take over the posting of an order whose message vanished (compare-and-set on the old ts)."""
-        assert order.id is not None
-        mine = f"{_CLAIM}{int(self.core.clock.now().timestamp()):012d}"
-        statement = (update(Order).where(and_(col(Order.id) == order.id, col(Order.origin_ts) == order.origin_ts))
-                     .values(origin_ts=mine))
-        with self.core.db.session() as s:
-            claimed = _rowcount(s.execute(statement)) == 1
-            s.commit()
-        return claimed
 
     async def _note(self, order: Order, row: OrderHistory | None) -> None:
         where = await self.location(order) if row is not None else None
@@ -351,9 +302,8 @@ class Notifier:
         """DM the codes of recently completed orders whose delivery failed (Slack was down). Returns how
         many were sent. Runs after order events (at most every :data:`RETRY_EVERY`); a job may call it."""
         self._last_retry = self.core.clock.now()
-        with self.core.db.session() as s:
-            undelivered = [o for o in repo.list_orders(s, status=OrderStatus.COMPLETED, limit=limit)
-                           if not o.dm_sent and is_user_id(o.requester)]
+        completed = await self.core.db.run(lambda s: repo.list_orders(s, status=OrderStatus.COMPLETED, limit=limit))
+        undelivered = [o for o in completed if not o.dm_sent and is_user_id(o.requester)]
         sent = 0
         for order in undelivered:
             sent += await self.deliver(order)
@@ -368,7 +318,7 @@ class Notifier:
         assert order.id is not None
         if order.dm_sent or not is_user_id(order.requester):
             return False
-        if not self._set_dm_sent(order.id, expected=False):
+        if not await self._set_dm_sent(order.id, expected=False):
             return False  # someone else sent it
         content = self.core.orders.content(order) or {}
         channel = await self._dm_channel(order.requester)
@@ -381,15 +331,24 @@ class Notifier:
         if problem is not None:
             log.warning("order #%s: could not DM the delivery to the requester (%s); it will be retried",
                         order.id, problem)
-            self._set_dm_sent(order.id, expected=True, value=False)
+            await self._set_dm_sent(order.id, expected=True, value=False)
             return False
         log.info("order #%s: delivery sent to the requester by DM", order.id)
         return True
 
-    def _set_dm_sent(self, order_id: int, *, expected: bool, value: bool = True) -> bool:
-        statement = (update(Order).where(and_(col(Order.id) == order_id, col(Order.dm_sent).is_(expected)))
-                     .values(dm_sent=value))
-        with self.core.db.session() as s:
-            changed = _rowcount(s.execute(statement)) == 1
-            s.commit()
-        return changed
+    async def _set_dm_sent(self, order_id: int, *, expected: bool, value: bool = True) -> bool:
+        return await self.core.db.run(lambda s: repo.set_dm_sent(s, order_id, expected=expected, value=value))
+
+
+def _claim(s: Session, *, order_id: int, now: datetime) -> tuple[bool, Order | None]:
+    """Try to claim the order's first post; the order as stored now either way."""
+    won = repo.claim_message(s, order_id, now=now, stale_before=now - CLAIM_TIMEOUT)
+    return won, s.get(Order, order_id, populate_existing=True)
+
+
+def _pick_row(rows: list[OrderHistory], status: str) -> OrderHistory | None:
+    """The history row an event is about: the creation row, else the last one entering ``status``."""
+    if status == "created":
+        return next((r for r in rows if r.from_status is None), rows[0] if rows else None)
+    matching = [r for r in rows if str(r.to_status) == status]
+    return matching[-1] if matching else None

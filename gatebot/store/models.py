@@ -30,7 +30,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar, Final, Literal
 
-from sqlalchemy import Column, Dialect, ForeignKey, Index, Integer, MetaData, String, Text, column, func, types
+from sqlalchemy import Column, Dialect, ForeignKey, Index, Integer, MetaData, String, Text, column, false, func, types
 from sqlalchemy.orm import registry
 from sqlalchemy.sql.operators import OperatorType
 from sqlmodel import Field, SQLModel
@@ -245,7 +245,12 @@ class Order(StoreModel, table=True):
     order_content_enc: str | None = Field(default=None, sa_type=Text)
     requester: str = Field(max_length=64)
     origin_channel: str | None = Field(default=None, max_length=32)
-    origin_ts: str | None = Field(default=None, max_length=32)
+    #: The ts of the order's Slack status message (``None`` while none is posted); it is in
+    #: ``origin_channel``, or in the requester's DM when ``message_in_dm``.
+    message_ts: str | None = Field(default=None, max_length=32)
+    message_in_dm: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    #: When a process claimed posting the first status message (``None``: nobody is posting it now).
+    message_claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     dm_sent: bool = False
     attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

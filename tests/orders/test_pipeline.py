@@ -389,6 +389,7 @@ async def test_balances_fall_back_to_the_last_reading_when_gate_is_slow(pipeline
     release.set()
     for _ in range(20):  # the late answer is remembered when it arrives
         await asyncio.sleep(0)
+    await p.service.settle()  # its write runs on the store's thread
     cached = p.service.cached_balances()
     assert cached is not None and str(cached.get("USD")) == "USD 123.00"
 

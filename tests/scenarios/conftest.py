@@ -51,7 +51,6 @@ from gatebot.slack import ids
 from gatebot.slack.blocks.limits import check_message, check_options, check_view
 from gatebot.slack.deps import Deps
 from gatebot.slack.listeners.order_flow import DRAFT_PREFIX
-from gatebot.slack.notifier import DM_PREFIX, message_ts
 from gatebot.slack.web import create_web_app
 from gatebot.store import repo
 from gatebot.store.models import AuditEntry, KeyValue, Order
@@ -219,11 +218,10 @@ class Harness:
         return result
 
     def status_message(self, order: Order) -> Message:
-        """The order's status message: in its channel, or (``dm:<ts>``) in the requester's DM."""
-        ts = message_ts(order.origin_ts)
+        """The order's status message: in its channel, or (``message_in_dm``) in the requester's DM."""
+        ts = order.message_ts
         assert ts is not None, "no status message was posted"
-        in_dm = (order.origin_ts or "").startswith(DM_PREFIX)
-        channel = self.ws.dm_channel(order.requester).id if in_dm else order.origin_channel
+        channel = self.ws.dm_channel(order.requester).id if order.message_in_dm else order.origin_channel
         assert channel is not None
         return self.ws.message(channel, ts)
 

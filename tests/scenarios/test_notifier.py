@@ -27,7 +27,7 @@ async def test_a_failed_first_post_is_made_by_the_next_event_with_the_history_so
     h = harness
     h.ws.fail_next("chat.postMessage", "internal_error", times=2)  # for order.created and order.pending
     order = await place(h)
-    assert order.origin_ts is None, "nothing posted, the claim released"
+    assert order.message_ts is None and order.message_claimed_at is None, "nothing posted, the claim released"
     await h.complete()
     order = h.orders()[0]
     message = h.status_message(order)
@@ -80,9 +80,9 @@ async def test_a_stale_claim_of_a_dead_process_is_taken_over(harness: Harness) -
     h.ws.fail_next("chat.postMessage", "internal_error", times=2)
     order = await place(h)
     assert order.id is not None
-    stale = int((h.clock.now() - timedelta(minutes=5)).timestamp())
+    stale = h.clock.now() - timedelta(minutes=5)
     with h.core.db.session() as s:
-        s.execute(update(Order).values(origin_ts=f"claim:{stale:012d}"))
+        s.execute(update(Order).values(message_claimed_at=stale))
         s.commit()
     await h.deps.notifier.process(Event(kind="order.pending", at=h.clock.now(), order_id=order.id))  # type: ignore[union-attr]
     assert h.status_message(h.orders()[0]).channel == OPS_CHANNEL

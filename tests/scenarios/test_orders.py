@@ -54,7 +54,7 @@ async def test_voucher_order_from_buy_to_the_dm(harness: Harness) -> None:
     await h.settle()
     (order,) = h.orders()
     assert (order.status, order.quantity, order.external_ref) == (OrderStatus.PENDING, 2, "INV-1001")
-    assert order.origin_channel == OPS_CHANNEL and order.origin_ts == message.ts
+    assert order.origin_channel == OPS_CHANNEL and (order.message_ts, order.message_in_dm) == (message.ts, False)
     assert "Pending" in message.text and h.gate_creates() == 1
 
     await h.complete()
@@ -125,7 +125,7 @@ async def test_no_channel_access_falls_back_to_a_dm(harness: Harness) -> None:
     await h.settle()
     (order,) = h.orders()
     assert order.origin_channel == NO_BOT_CHANNEL, "where the order came from is kept"
-    assert order.origin_ts == f"dm:{status.ts}" and h.status_message(order) is status
+    assert (order.message_ts, order.message_in_dm) == (status.ts, True) and h.status_message(order) is status
     assert h.ws.messages(NO_BOT_CHANNEL) == []
     assert any(c.error == "not_in_channel" for c in h.ws.calls("chat.postMessage"))
 

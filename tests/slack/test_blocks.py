@@ -22,7 +22,6 @@ from gatebot.slack.blocks import (
     LimitError,
     MetadataError,
     ModalMetadata,
-    account_fields_of,
     alert_message,
     balance_message,
     check_message,
@@ -91,7 +90,7 @@ class FakeOrder:
     is_test: bool = False
     requester: str | None = "U0123ABCD"
     origin_channel: str | None = "C0123ABCD"
-    origin_ts: str | None = "1732438800.000100"
+    message_ts: str | None = "1732438800.000100"
     created_at: datetime | None = NOW
     updated_at: datetime | None = NOW + timedelta(seconds=90)
     submitted_at: datetime | None = NOW + timedelta(seconds=1)
@@ -1001,17 +1000,6 @@ def test_metadata_round_trip_and_refusals():
         ModalMetadata(draft_id="x" * 65)
     with pytest.raises(MetadataError):
         ModalMetadata(draft_id="x", channel_id="#general")
-
-
-def test_account_fields_of_reads_json_text_or_lists():
-    assert account_fields_of(TOPUP) is None
-    as_text = replace(TOPUP, account_fields_json='[{"name": "steam_login", "label": "Steam login"}]')
-    assert account_fields_of(as_text) == [CustomerAccountField(name="steam_login", label="Steam login")]
-    assert account_fields_of(replace(TOPUP, account_fields_json=[{"name": "email", "type": "email"}])) == [
-        CustomerAccountField(name="email", type="email")
-    ]
-    for junk in ("not json", "{}", "[]", '[{"label": "no name"}]', ""):
-        assert account_fields_of(replace(TOPUP, account_fields_json=junk)) is None
 
 
 # -- home and alerts -------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ def _diffs(engine: Engine) -> list[object]:
 def test_upgrade_empty_database_to_head(engine: Engine) -> None:
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == head_revision() == "0003"
+    assert current_revision(engine) == head_revision() == "0004"
     tables = set(inspect(engine).get_table_names())
     assert tables == set(metadata.tables) | {"alembic_version"}
     check_schema(engine)  # does not raise
@@ -108,7 +108,7 @@ def test_check_schema_on_out_of_date_database(engine: Engine) -> None:
     upgrade(engine, "0001")
     with pytest.raises(SchemaOutOfDate) as info:
         check_schema(engine)
-    assert str(info.value) == "database schema is at 0001, code needs 0003: run `gatebot db upgrade`"
+    assert str(info.value) == "database schema is at 0001, code needs 0004: run `gatebot db upgrade`"
     upgrade(engine)
     check_schema(engine)
 

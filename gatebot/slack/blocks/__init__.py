@@ -7,7 +7,7 @@ send the result; nothing here talks to Slack. Must not import slack_bolt/slack_s
 """
 
 from gatebot.slack.blocks.alerts import AlertCard, alert_message
-from gatebot.slack.blocks.common import HealthCheck, HistoryView, OrderView, ProductView, account_fields_of
+from gatebot.slack.blocks.common import HealthCheck, HistoryView, OrderView, ProductView
 from gatebot.slack.blocks.home import home_view
 from gatebot.slack.blocks.limits import LimitError, check_message, check_options, check_view
 from gatebot.slack.blocks.messages import (
@@ -51,7 +51,6 @@ __all__ = [
     "ModalMetadata",
     "OrderView",
     "ProductView",
-    "account_fields_of",
     "alert_message",
     "balance_message",
     "check_message",

@@ -11,7 +11,6 @@ protocols instead, so builders work with anything that has those attributes.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from gatebot.gate.models import CustomerAccountField, ProductKind
+from gatebot.gate.models import ProductKind
 from gatebot.money import Money, MoneyError
 from gatebot.slack.blocks.limits import (
     MAX_BUTTON_TEXT,
@@ -45,7 +44,6 @@ __all__ = [
     "Message",
     "OrderView",
     "ProductView",
-    "account_fields_of",
     "actions",
     "button",
     "channel_mention",
@@ -135,7 +133,7 @@ class OrderView(Protocol):
     @property
     def origin_channel(self) -> str | None: ...
     @property
-    def origin_ts(self) -> str | None: ...
+    def message_ts(self) -> str | None: ...
     @property
     def created_at(self) -> datetime | None: ...
     @property
@@ -206,25 +204,6 @@ class HealthCheck:
     checked_at: datetime | None = None
     #: What ``checked_at`` is, shown before it as a Slack date: "checked", "last success", "lease until".
     at_label: str = "checked"
-
-
-def account_fields_of(product: ProductView) -> list[CustomerAccountField] | None:
-    """The customer-account fields a product publishes (``None`` when it publishes none or junk)."""
-    raw = product.account_fields_json
-    if raw is None or raw == "":
-        return None
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError:
-            return None
-    if not isinstance(raw, list):
-        return None
-    try:
-        fields = [CustomerAccountField.model_validate(item) for item in raw]
-    except ValueError:
-        return None
-    return fields or None
 
 
 # -- text ------------------------------------------------------------------------------------------

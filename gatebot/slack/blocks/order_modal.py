@@ -275,7 +275,7 @@ def order_modal(*, metadata: ModalMetadata, product: ProductView | None = None,
     """The "New order" modal.
 
     ``account_fields``: the product's own fields, else the configured ones, else ``None`` for a
-    free-form ``key=value`` box (the caller resolves which; see ``account_fields_of``). ``values``
+    free-form ``key=value`` box (the caller resolves which; see ``OrderService.fields_for``). ``values``
     (block id → text, as returned by :func:`form_values`) pre-fills inputs, e.g. when going back from
     the confirmation. ``margin`` is the top-up margin rate for the cost hint (default: the product's).
     Block ids are the same in every version of the view, so ``views.update`` keeps typed values.

@@ -176,7 +176,7 @@ async def _deposits(deps: Deps, cmd: Command, user: str) -> Message:
 
 
 async def _products(deps: Deps, cmd: Command, user: str) -> Message:
-    products = search_catalog(deps, cmd.query, active_only=False)
+    products = await search_catalog(deps, cmd.query, active_only=False)
     message = products_message(products, cmd.query)
     if not products and not cmd.query.strip():
         try:
@@ -184,7 +184,7 @@ async def _products(deps: Deps, cmd: Command, user: str) -> Message:
         except gate.GateError as exc:
             return with_note(message, f"Loading the catalog from Gate failed ({type(exc).__name__}).")
         if count:
-            message = products_message(search_catalog(deps, "", active_only=False))
+            message = products_message(await search_catalog(deps, "", active_only=False))
     return message
 
 

@@ -33,7 +33,6 @@ from gatebot.slack.blocks.messages import denied_message, error_message, order_d
 from gatebot.slack.deps import Deps
 from gatebot.slack.grammar import ROLE_SUPPORT, find_references
 from gatebot.slack.listeners import SLACK_FAILURES, acked_first, error_code, private_reply, with_note
-from gatebot.slack.notifier import message_ts
 from gatebot.store.models import Order, OrderStatus
 
 __all__ = ["order_detail_for", "order_lookup", "register"]
@@ -62,7 +61,7 @@ async def _denied(deps: Deps, viewer: str, target: str | None) -> Message:
 async def order_lookup(deps: Deps, *, viewer: str, ref: str, roles: Iterable[str] | None = None) -> Message:
     """What ``viewer`` gets for ``/gate order <ref>`` (details, a polite refusal, or "not found")."""
     have = frozenset(roles) if roles is not None else await deps.roles.of(viewer)
-    matches = await deps.off_loop(lambda: deps.orders.lookup(ref))
+    matches = await deps.orders.alookup(ref)
     support = ROLE_SUPPORT in have
     if not matches:
         if not support:
@@ -86,7 +85,7 @@ async def order_detail_for(deps: Deps, order: Order, *, viewer: str, roles: Iter
     note: str | None = None
     if order.order_content_enc is not None:
         if may_see_codes(viewer, requester=order.requester, roles=roles, code_roles=deps.roles.code_roles):
-            content = await deps.off_loop(lambda: deps.orders.content(order))
+            content = deps.orders.content(order)  # decrypts the row already read: no store access
             await deps.record_audit(actor=viewer, action="code.view", target=order.number, allowed=True,
                                     detail="requester" if viewer == order.requester else "code role")
         else:
@@ -94,7 +93,7 @@ async def order_detail_for(deps: Deps, order: Order, *, viewer: str, roles: Iter
                                     detail="not the requester and no code role")
             note = (f":lock: Codes are shown only to the requester (<@{order.requester}>) and to the "
                     f"{', '.join(sorted(deps.roles.code_roles)) or 'admin'} role.")
-    history = await deps.off_loop(lambda: deps.orders.history(order_id))
+    history = await deps.orders.ahistory(order_id)
     message = order_detail(order, history, content=content,
                            resume_on_deposit=deps.settings.gatebot_resume_on_deposit)
     return with_note(message, note) if note else message
@@ -132,8 +131,7 @@ def _refresh_button(deps: Deps) -> Any:
         channel, container = _where(body)
         reply = private_reply(client, user=user, channel=channel, respond=respond)
         roles = await deps.roles.of(user)
-        ref = f"#{action.get('value', '')}"
-        order = await deps.off_loop(lambda: deps.orders.find(ref))
+        order = await deps.orders.afind(f"#{action.get('value', '')}")
         if order is None:
             await reply(error_message("That order no longer exists."))
             return
@@ -145,14 +143,13 @@ def _refresh_button(deps: Deps) -> Any:
                 await deps.orders.track()
             except (gate.GateError, GateDown) as exc:
                 log.info("refresh of order #%s: Gate did not answer (%s)", order.id, type(exc).__name__)
-            again = f"#{order.id}"
-            order = await deps.off_loop(lambda: deps.orders.find(again)) or order
+            order = await deps.orders.afind(f"#{order.id}") or order
         if container.get("is_ephemeral") and respond is not None:
             detail = await order_detail_for(deps, order, viewer=user, roles=roles)
             await respond(replace_original=True, text=detail["text"], blocks=detail["blocks"])
         elif channel and container.get("message_ts") and container.get("type") == "message":
             # Only the order's own status message is edited in place (a code never goes there).
-            if container.get("message_ts") != message_ts(order.origin_ts):
+            if container.get("message_ts") != order.message_ts:
                 return
             status = order_message(order, resume_on_deposit=deps.settings.gatebot_resume_on_deposit)
             try:
@@ -206,8 +203,8 @@ async def shortcut_answer(deps: Deps, *, viewer: str, text: str) -> Message:
     found: list[Order] = []
     missing: list[str] = []
     refused: list[str] = []
-    looked_up = await deps.off_loop(lambda: [(ref, deps.orders.find(ref)) for ref in refs])
-    for ref, order in looked_up:
+    for ref in refs:
+        order = await deps.orders.afind(ref)
         if order is None:
             missing.append(ref)
         elif not support and order.requester != viewer:

@@ -11,13 +11,14 @@ Routing table::
     view_submission order_confirm       ack (clear), then place the draft in the background
     view_closed     order_modal/confirm forget the stored draft
 
-The reviewed draft is kept between the two submissions in the key-value store, **encrypted** with the
-store's cipher (it holds the customer account), under ``slack.draft:<draft_id>``; the confirmation view
-only carries the draft id in ``private_metadata``. Once placed, the entry keeps just the order number,
-so a double click or a Slack retry of "Place order" finds it and never places a second order (the
-order store's unique ``draft_id`` guarantees the same across processes). Both submissions check the
-ops role again: showing the form is not a permission. While the Gate circuit is open (the health alert
-says Gate is down), both refuse up front with a clear message instead of waiting for Gate to time out.
+The reviewed draft is kept between the two submissions by the core (:class:`gatebot.orders.Drafts`:
+encrypted, with its owner); the confirmation view only carries the draft id in ``private_metadata``.
+A double click or a Slack retry of "Place order" finds the order by its ``draft_id`` and never places
+a second one (the order store's unique ``draft_id``, across tasks and processes). Both submissions
+check the ops role again: showing the form is not a permission. The store is read only through the
+core's async calls (``db.run``), never with a session on the event loop. While the Gate circuit is
+open (the health alert says Gate is down), both refuse up front with a clear message instead of
+waiting for Gate to time out.
 
 Must not import the scheduler.
 """
@@ -26,18 +27,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
-from decimal import Decimal
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from gatebot import gate
 from gatebot.gate.models import ProductKind
-from gatebot.orders import GateDown, OrderDraft, OrderInvalid
+from gatebot.orders import DraftState, GateDown, OrderDraft, OrderInvalid
+from gatebot.orders.drafts import DRAFT_PREFIX, draft_key, new_draft_id
 from gatebot.slack import ids
 from gatebot.slack.blocks.common import context, match_products, truncate
 from gatebot.slack.blocks.messages import denied_message, error_message
@@ -58,15 +59,13 @@ from gatebot.slack.deps import Deps
 from gatebot.slack.grammar import ROLE_OPS
 from gatebot.slack.listeners import SLACK_FAILURES, Reply, acked_first, dm, error_code, private_reply
 from gatebot.store import repo
-from gatebot.store.crypto import CipherError, open_json, seal_json
 from gatebot.store.models import CatalogProduct
 from gatebot.textinput import MAX_QUERY, clean_text
 
-__all__ = ["draft_key", "open_order_modal", "register", "search_catalog"]
+__all__ = ["DRAFT_PREFIX", "draft_key", "open_order_modal", "register", "search_catalog"]
 
 log = logging.getLogger(__name__)
 
-DRAFT_PREFIX = "slack.draft:"
 #: Products read for a search the cached catalog's own search cannot answer (kind, region, currency).
 FULL_SCAN = 5000
 
@@ -81,38 +80,33 @@ def register(app: AsyncApp, deps: Deps) -> None:
     app.view_closed(ids.ORDER_CONFIRM)(_closed(deps))
 
 
-def draft_key(draft_id: str) -> str:
-    return DRAFT_PREFIX + draft_id
-
-
-def new_draft_id() -> str:
-    return "d" + secrets.token_hex(12)
-
-
 # -- catalog ------------------------------------------------------------------------------------------------
 
 
-def search_catalog(deps: Deps, query: str, *, active_only: bool) -> list[CatalogProduct]:
-    """Cached products for ``query``: the store's name/slug search, else everything (the builders then
-    match kind, region and currency too, e.g. ``top-up GBP``)."""
-    with deps.db.session() as s:
-        found = repo.search_products(s, query, limit=100, active_only=active_only)
-        if not found and query.strip():
-            found = repo.search_products(s, "", limit=FULL_SCAN, active_only=active_only)
+def _search(s: Session, query: str, active_only: bool) -> list[CatalogProduct]:
+    found = repo.search_products(s, query, limit=100, active_only=active_only)
+    if not found and query.strip():
+        found = repo.search_products(s, "", limit=FULL_SCAN, active_only=active_only)
     return found
 
 
-def _single_match(deps: Deps, query: str) -> CatalogProduct | None:
+async def search_catalog(deps: Deps, query: str, *, active_only: bool) -> list[CatalogProduct]:
+    """Cached products for ``query``: the store's name/slug search, else everything (the builders then
+    match kind, region and currency too, e.g. ``top-up GBP``)."""
+    return await deps.db.run(lambda s: _search(s, query, active_only))
+
+
+async def _single_match(deps: Deps, query: str) -> CatalogProduct | None:
     """The one active product ``query`` names (id, slug, or the only search match), else ``None``."""
     if not query.strip():
         return None
-    exact = deps.orders.product(query.strip())
+    exact = await deps.orders.aproduct(query.strip())
     if exact is not None and exact.is_active:
         return exact
-    matches = match_products(search_catalog(deps, query, active_only=True), query, active_only=True)
+    matches = match_products(await search_catalog(deps, query, active_only=True), query, active_only=True)
     if len(matches) == 1:
         chosen = matches[0]
-        return chosen if isinstance(chosen, CatalogProduct) else deps.orders.product(chosen.id)
+        return chosen if isinstance(chosen, CatalogProduct) else await deps.orders.aproduct(chosen.id)
     return None
 
 
@@ -164,7 +158,7 @@ async def open_order_modal(deps: Deps, client: AsyncWebClient, *, trigger_id: st
         meta = ModalMetadata(draft_id=new_draft_id(), channel_id=channel)
     except MetadataError:
         meta = ModalMetadata(draft_id=new_draft_id())
-    product = _single_match(deps, query)
+    product = await _single_match(deps, query)
     first = _modal(deps, meta, product)
     if product is None and query.strip():
         first = _with_context(first, f"No single product matches “{truncate(query.strip(), 60)}”: "
@@ -176,9 +170,7 @@ async def open_order_modal(deps: Deps, client: AsyncWebClient, *, trigger_id: st
         await reply(error_message(f"I couldn't open the order form (Slack said {error_code(exc)}). "
                                   f"Try `{ids.COMMAND} buy` again."))
         return
-    with deps.db.session() as s:
-        catalog_empty = repo.catalog_refreshed_at(s) is None
-    if not catalog_empty:
+    if await deps.orders.catalog_loaded():
         return
     try:
         count = await deps.orders.refresh_catalog()
@@ -216,7 +208,7 @@ def _options(deps: Deps) -> Any:
     async def product_options_load(ack: AsyncAck, payload: dict[str, Any]) -> None:
         # An options load cannot show an error: a long or hostile query is cleaned and cut instead.
         query = clean_text(str(payload.get("value") or ""), limit=MAX_QUERY, clip=True)
-        await ack(options=product_options(search_catalog(deps, query, active_only=True), query)["options"])
+        await ack(options=product_options(await search_catalog(deps, query, active_only=True), query)["options"])
 
     return product_options_load
 
@@ -235,7 +227,7 @@ def _product_chosen(deps: Deps) -> Any:
             log.info("product chosen in a view gatebot did not write; ignored")
             return
         raw = str((action.get("selected_option") or {}).get("value", ""))
-        product = deps.orders.product(int(raw)) if raw.isdigit() else None
+        product = await deps.orders.aproduct(int(raw)) if raw.isdigit() else None
         values = form_values(view.get("state", {}).get("values", {}))
         try:
             await client.views_update(view_id=view["id"], hash=view.get("hash"),
@@ -266,7 +258,7 @@ def _review(deps: Deps) -> Any:
             await ack(response_action="errors", errors={
                 ids.ORDER_PRODUCT: "Only people with the ops role can place orders; ask a gatebot admin."})
             return
-        product = deps.orders.product(meta.product_id) if meta.product_id is not None else None
+        product = await deps.orders.aproduct(meta.product_id) if meta.product_id is not None else None
         fields = (deps.orders.fields_for(product)
                   if product is not None and product.kind is ProductKind.TOP_UP else None)
         state = view.get("state", {}).get("values", {})
@@ -277,7 +269,7 @@ def _review(deps: Deps) -> Any:
         draft = _draft(parsed, product, user=user, meta=meta)
         blocks = input_block_ids(view)
         try:
-            deps.orders.validate(draft)  # the store only: instant, and works while Gate is down
+            await deps.orders.avalidate(draft)  # the store only: instant, and works while Gate is down
             if _circuit_open(deps):
                 raise GateDown(GATE_DOWN)
             quote = await deps.orders.quote(draft, balance_wait=deps.balance_wait)
@@ -288,7 +280,7 @@ def _review(deps: Deps) -> Any:
         except GateDown as exc:
             await ack(response_action="errors", errors={ids.ORDER_PRODUCT: truncate(str(exc), 300)})
             return
-        _save_draft(deps, meta.draft_id, user=user, draft=draft)
+        await deps.orders.drafts.save(meta.draft_id, user=user, draft=draft)
         confirm = confirm_view(product=product, draft=parsed, metadata=meta, estimated_cost=quote.cost.amount,
                                balance=quote.available.amount if quote.available is not None else None,
                                account_fields=fields)
@@ -303,43 +295,6 @@ def _review(deps: Deps) -> Any:
 
 
 # -- placing ------------------------------------------------------------------------------------------------------
-
-
-def _save_draft(deps: Deps, draft_id: str, *, user: str, draft: OrderDraft) -> None:
-    sealed = seal_json(deps.cipher, {
-        "product": draft.product, "amount": None if draft.amount is None else str(draft.amount),
-        "quantity": draft.quantity, "account": dict(draft.account), "external_ref": draft.external_ref,
-        "test": draft.test, "origin_channel": draft.origin_channel,
-    })
-    now = deps.now()
-    with deps.db.session() as s:
-        repo.kv_set(s, draft_key(draft_id), {"user": user, "saved_at": now, "sealed": sealed}, now)
-        s.commit()
-
-
-def _stored(deps: Deps, draft_id: str) -> dict[str, Any] | None:
-    with deps.db.session() as s:
-        value = repo.kv_get(s, draft_key(draft_id))
-    return value if isinstance(value, dict) else None
-
-
-def _open_draft(deps: Deps, draft_id: str, stored: dict[str, Any], user: str) -> OrderDraft:
-    data = open_json(deps.cipher, str(stored["sealed"]))
-    amount = data.get("amount")
-    return OrderDraft(product=data["product"], requester=user,
-                      amount=Decimal(amount) if amount is not None else None, quantity=data.get("quantity"),
-                      account=dict(data.get("account") or {}), external_ref=data.get("external_ref"),
-                      test=bool(data.get("test")), origin_channel=data.get("origin_channel"), draft_id=draft_id)
-
-
-def _forget_draft(deps: Deps, draft_id: str, *, placed_order: int | None = None, user: str = "") -> None:
-    now = deps.now()
-    with deps.db.session() as s:
-        if placed_order is None:
-            repo.kv_delete(s, draft_key(draft_id))
-        else:  # keep only the order number: a second "Place order" finds it
-            repo.kv_set(s, draft_key(draft_id), {"user": user, "order_id": placed_order, "placed_at": now}, now)
-        s.commit()
 
 
 def _place(deps: Deps) -> Any:
@@ -359,60 +314,50 @@ def _place(deps: Deps) -> Any:
             deps.audit(actor=user, action="order.create", target=None, allowed=False, detail="needs the ops role")
             await reply(denied_message(what="placing orders", role=ROLE_OPS))
             return
-        async with deps.draft_lock(meta.draft_id):
-            await _place_draft(deps, meta, user=user, reply=reply)
+        await _place_draft(deps, meta, user=user, reply=reply)
 
     return place_order
 
 
 async def _place_draft(deps: Deps, meta: ModalMetadata, *, user: str, reply: Reply) -> None:
-    stored = _stored(deps, meta.draft_id)
-    if stored is not None and stored.get("user") != user:
+    drafts = deps.orders.drafts
+    opened = await drafts.open(meta.draft_id, user=user)
+    if opened.state is DraftState.FOREIGN:
         deps.audit(actor=user, action="order.create", target=meta.draft_id, allowed=False,
                    detail="someone else's draft")
         await reply(error_message("That order form belongs to someone else; nothing was ordered."))
         return
-    if stored is not None and stored.get("order_id") is not None:
-        log.info("draft %s was already placed as order #%s; not placing it twice", meta.draft_id, stored["order_id"])
+    if opened.state is DraftState.PLACED:
+        log.info("draft %s was already placed as order #%s; not placing it twice", meta.draft_id, opened.order_id)
         return
-    if stored is None or "sealed" not in stored:
-        existing = _order_of_draft(deps, meta.draft_id)
-        if existing is None:
-            await reply(error_message("That order form expired before it was placed, so nothing was sent to "
-                                      f"Gate. Run {ids.COMMAND} buy again."))
+    if opened.state is DraftState.EXPIRED:
+        await reply(error_message("That order form expired before it was placed, so nothing was sent to "
+                                  f"Gate. Run {ids.COMMAND} buy again."))
         return
-    try:
-        draft = _open_draft(deps, meta.draft_id, stored, user)
-    except (CipherError, KeyError, ValueError, ArithmeticError):
-        log.warning("draft %s could not be read back; nothing was ordered", meta.draft_id)
-        _forget_draft(deps, meta.draft_id)
+    if opened.draft is None:  # DraftState.UNREADABLE (already forgotten)
         await reply(error_message(f"That order form could not be read back, so nothing was ordered. "
                                   f"Run {ids.COMMAND} buy again."))
         return
     try:
         if _circuit_open(deps):
             raise GateDown(GATE_DOWN)
-        order = await deps.orders.place(draft, actor=user)
+        order, placed = await deps.orders.place_new(opened.draft, actor=user)
     except OrderInvalid as exc:
-        _forget_draft(deps, meta.draft_id)
+        await drafts.forget(meta.draft_id)
         problems = " ".join(exc.errors.values())
         await reply(error_message(f"The order was not placed: {problems} Nothing was sent to Gate. "
                                   f"Run {ids.COMMAND} buy to try again."))
         return
     except GateDown as exc:
-        _forget_draft(deps, meta.draft_id)
+        await drafts.forget(meta.draft_id)
         await reply(error_message(f"The order was not placed: {exc}"))
         return
-    assert order.id is not None
-    _forget_draft(deps, meta.draft_id, placed_order=order.id, user=user)
+    await drafts.forget(meta.draft_id)
+    if not placed:  # a concurrent "Place order" of the same draft inserted it first
+        log.info("draft %s was already placed as order #%s; not placing it twice", meta.draft_id, order.id)
+        return
     deps.audit(actor=user, action="order.create", target=order.number, allowed=True,
                detail=f"{truncate(order.product_name, 80)}, placed from a Slack order form")
-
-
-def _order_of_draft(deps: Deps, draft_id: str) -> int | None:
-    with deps.db.session() as s:
-        order = repo.order_by_draft(s, draft_id)
-        return order.id if order is not None else None
 
 
 def _closed(deps: Deps) -> Any:
@@ -423,8 +368,6 @@ def _closed(deps: Deps) -> Any:
             meta = decode_metadata(view.get("private_metadata", ""))
         except MetadataError:
             return
-        stored = _stored(deps, meta.draft_id)
-        if stored is not None and stored.get("order_id") is None:
-            _forget_draft(deps, meta.draft_id)
+        await deps.orders.drafts.abandon(meta.draft_id)
 
     return view_closed

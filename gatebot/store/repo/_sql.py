@@ -1,0 +1,32 @@
+"""SQL helpers the repo modules share: dialect-specific upserts, LIKE escaping, IN-list chunking.
+
+Must not import Slack, the scheduler, the Gate client or ``db``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+__all__ = ["IN_CHUNK", "insert_for", "like_escape"]
+
+#: Bound on ``IN (...)`` list sizes.
+IN_CHUNK: Final = 500
+
+
+def insert_for(s: Session, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An ``INSERT`` for ``table`` in the session's dialect (both support ``ON CONFLICT``)."""
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"upserts are implemented for PostgreSQL and SQLite, not {dialect}")
+
+
+def like_escape(text: str) -> str:
+    """``text`` with ``\\``, ``%`` and ``_`` escaped for ``LIKE ... ESCAPE '\\'``."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
