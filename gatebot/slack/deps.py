@@ -74,12 +74,6 @@ class StatusSource(Protocol):
     def scheduler_status(self, s: Session, now: datetime) -> dict[str, Any]: ...
 
 
-class CircuitCheck(Protocol):
-    """The synchronous "is the Gate down?" the order flow still calls (``gatebot.monitor`` has it)."""
-
-    def circuit_open(self, db: Database) -> bool: ...
-
-
 class Scheduler(Protocol):
     """The job scheduler ``run_http``/``run_socket`` start and stop with the app (``gatebot.jobs``)."""
 
@@ -225,14 +219,6 @@ class Deps:
     def now(self) -> datetime:
         return self.clock.now()
 
-    @property
-    def monitor(self) -> CircuitCheck:
-        """The synchronous status functions, for the order flow's circuit check until it moves to
-        ``await db.run`` (issue 12, the orders work); listeners read :attr:`status` inside a unit of work."""
-        from gatebot import monitor
-
-        return monitor
-
     # -- shared state ----------------------------------------------------------------------------------
     async def record_audit(self, *, actor: str, action: str, target: str | None, allowed: bool,
                            detail: str | None = None) -> None:
@@ -241,14 +227,6 @@ class Deps:
         now = self.now()
         await self.db.run(lambda s: repo.audit(s, actor=actor, action=action, target=target, allowed=allowed,
                                                detail=detail, now=now))
-        if not allowed:
-            log.info("refused %s to %s (%s)", action, actor, detail or "no role")
-
-    def audit(self, *, actor: str, action: str, target: str | None, allowed: bool, detail: str | None = None) -> None:
-        """:meth:`record_audit` on the calling thread: for callers not yet converted to ``await db.run``
-        (the order flow); async code awaits :meth:`record_audit`."""
-        with self.db.session() as s:
-            repo.audit(s, actor=actor, action=action, target=target, allowed=allowed, detail=detail, now=self.now())
         if not allowed:
             log.info("refused %s to %s (%s)", action, actor, detail or "no role")
 
