@@ -35,7 +35,7 @@ from gatebot.config import KEY_COMMAND, ConfigError, Settings, production_proble
 from gatebot.events import EventBus
 from gatebot.gate import GateClient, RetryPolicy
 from gatebot.health.calls import CallRecorder
-from gatebot.health.circuit import circuit_open
+from gatebot.health.circuit import circuit_open_async
 from gatebot.metrics import default_metrics
 from gatebot.orders import OrderService
 from gatebot.poster import LogPoster, Poster
@@ -199,7 +199,7 @@ def build_core(settings: Settings, *, clock: Clock | None = None, check_schema: 
         db=db, gate_client=client, cipher=cipher, clock=clock, events=events,
         account_fields=settings.gatebot_account_fields, default_margin=settings.gatebot_topup_margin,
         resume_on_deposit=settings.gatebot_resume_on_deposit,
-        gate_available=lambda: not circuit_open(db),  # refuse new orders while the circuit is open
+        gate_available=lambda: gate_up(db),  # refuse new orders while the circuit is open
     )
     return Core(settings=settings, clock=clock, db=db, cipher=cipher, gate=client, gate_calls=calls,
                 events=events, orders=orders)
@@ -426,3 +426,8 @@ async def runtime(settings: Settings, *, clock: Clock | None = None, check_schem
         yield rt
     finally:
         await rt.stop()
+
+
+async def gate_up(db: Database) -> bool:
+    """Whether new orders may go to Gate: the circuit of the stored health alert is closed (read off the loop)."""
+    return not await circuit_open_async(db)

@@ -19,7 +19,7 @@ __all__ = ["circuit_open", "circuit_open_async"]
 def circuit_open(db: Database) -> bool:
     """Whether the Gate API counts as down: new orders are refused up front, API jobs pause.
 
-    Meant for ``OrderService(gate_available=lambda: not circuit_open(db))`` in every process.
+    For synchronous callers; the order service asks :func:`circuit_open_async` (``runtime.gate_up``).
     """
     with db.session() as s:
         return gate_down(s)

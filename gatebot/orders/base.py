@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -42,7 +42,7 @@ class ServiceBase:
         account_fields: Mapping[str, list[dict[str, Any]]] | None = None,
         default_margin: Decimal = Decimal("0"),
         resume_on_deposit: bool = True,
-        gate_available: Callable[[], bool] | None = None,
+        gate_available: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.db = db
         self.gate = gate_client
@@ -52,7 +52,7 @@ class ServiceBase:
         self.account_fields = dict(account_fields or {})
         self.default_margin = default_margin
         self.resume_on_deposit = resume_on_deposit
-        self._gate_available = gate_available or (lambda: True)
+        self._gate_available = gate_available or _always_available
         #: Reviewed drafts of the Slack order form, between review and placing.
         self.drafts = Drafts(db=db, cipher=cipher, clock=clock)
         self._background: set[asyncio.Future[Any]] = set()
@@ -62,8 +62,8 @@ class ServiceBase:
         return account_fields_for(product, self.account_fields)
 
 
-    def _require_gate(self) -> None:
-        if not self._gate_available():
+    async def _require_gate(self) -> None:
+        if not await self._gate_available():
             raise GateDown("The Gate API is down right now, so no order was sent. "
                            "Try again when it has recovered (see /gate health).")
 
@@ -72,3 +72,6 @@ class ServiceBase:
         await self.events.publish(Event(kind=kind, at=self.clock.now(), order_id=order.id,
                                         data={"status": str(order.status)}))
 
+
+async def _always_available() -> bool:
+    return True

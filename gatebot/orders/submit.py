@@ -58,7 +58,7 @@ class Submitting(Validation, Balances, Recording):
         ``balance_wait`` bounds the wait for Gate (a Slack modal has 3 s): past it, the last known
         balance is used and the quote says so; the order is checked again by Gate itself.
         """
-        self._require_gate()
+        await self._require_gate()
         product, request, cost = await self.avalidate(draft)
         snapshot = await self.balances(max_wait=balance_wait)
         available = snapshot.get(cost.currency)

@@ -39,7 +39,7 @@ class Tracking(Submitting):
                                                           now=until, limit=limit))
         ids = [order_id_of(o) for o in due]
         for order_id in ids:
-            if not self._gate_available():
+            if not await self._gate_available():
                 break
             await self.submit(order_id, actor="system:recovery")
         return len(ids)

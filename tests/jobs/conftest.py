@@ -18,7 +18,6 @@ import httpx
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from gatebot import monitor
 from gatebot.clock import ManualClock
 from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY, Settings, load_settings
 from gatebot.emulator import EmulatorServer, Message, Workspace
@@ -27,7 +26,7 @@ from gatebot.gate import GateClient, RetryPolicy
 from gatebot.jobs import JobContext, JobOutcome, run_job
 from gatebot.monitor import CallRecorder
 from gatebot.orders import OrderDraft, OrderService
-from gatebot.runtime import Core, job_context
+from gatebot.runtime import Core, gate_up, job_context
 from gatebot.sandbox.app import create_app
 from gatebot.sandbox.simulator import SandboxConfig, Simulator
 from gatebot.slack.alert_poster import AlertPoster
@@ -140,7 +139,7 @@ async def build_harness(database: Database, url: str, emulator: EmulatorServer, 
     conf = make_settings(url, **settings)
     orders = OrderService(db=database, gate_client=client, cipher=cipher_from_key(TEST_KEY), clock=clock,
                           events=EventBus(), default_margin=Decimal("0"),
-                          gate_available=lambda: not monitor.circuit_open(database))
+                          gate_available=lambda: gate_up(database))
     core = Core(settings=conf, db=database, cipher=orders.cipher, gate=client, gate_calls=calls, orders=orders,
                 events=orders.events, clock=clock)
     slack = AsyncWebClient(base_url=emulator.api_url, token=ws.bot_token)

@@ -328,7 +328,10 @@ async def test_insufficient_balance_at_gate_waits_for_funds_then_resumes(pipelin
 
 async def test_circuit_open_refuses_new_orders_up_front(pipeline: Pipeline) -> None:
     p = pipeline
-    p.service._gate_available = lambda: False
+    async def down() -> bool:
+        return False
+
+    p.service._gate_available = down
     with pytest.raises(GateDown, match="The Gate API is down right now, so no order was sent"):
         await p.service.place(draft(STEAM_20))
     assert p.creates() == 0
