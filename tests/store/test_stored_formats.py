@@ -97,3 +97,17 @@ def test_kv_rows_written_now_load_the_same(session: Session, key: str) -> None:
 @pytest.mark.parametrize("name", sorted(EXACT_INPUTS))
 def test_dumps_exact_is_byte_identical_to_before(name: str) -> None:
     assert dumps_exact(EXACT_INPUTS[name]).encode("utf-8") == FIXTURE["dumps_exact"][name].encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "message"),
+    [
+        ({"a": [datetime(2026, 1, 1)]}, ValueError, "naive datetime"),
+        ([1, {"b": Decimal("NaN")}], ValueError, "non-finite Decimal"),
+        ({"a": {2: "x"}}, TypeError, "keys must be strings"),
+        ([{"a": [0.5]}], TypeError, "float"),
+    ],
+)
+def test_a_nested_unstorable_value_is_named(session: Session, bad: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        repo.kv_set(session, "k", bad, T0)
