@@ -1,8 +1,11 @@
 """The Gate API sandbox: a faithful, deterministic simulator of ``shared/gate-api.md``.
 
 * :mod:`~gatebot.sandbox.catalog` — seed data (products, categories, balances, deposits);
-* :mod:`~gatebot.sandbox.simulator` — the state machine (:class:`Simulator`), :class:`SandboxConfig`,
-  :class:`Faults`; no HTTP;
+* :mod:`~gatebot.sandbox.simulator` — the state machine (:class:`Simulator`) and :class:`SandboxConfig`;
+  no HTTP. Its parts: :mod:`~gatebot.sandbox.orders` (order book), :mod:`~gatebot.sandbox.ledger`
+  (balances, deposits), :mod:`~gatebot.sandbox.faults` (:class:`Faults`, plans, statistics),
+  :mod:`~gatebot.sandbox.contract` (errors, limits, pagination), :mod:`~gatebot.sandbox.jsonio` (JSON);
+* :mod:`~gatebot.sandbox.state` — the saved state (pydantic);
 * :mod:`~gatebot.sandbox.app` — :func:`create_app`, the Starlette ASGI app (``app.state.sim``);
 * :mod:`~gatebot.sandbox.server` — :func:`serve` and :func:`running_sandbox` (uvicorn);
 * ``python -m gatebot.sandbox`` — the command line.

@@ -10,20 +10,20 @@ That is what lets a deployment start without a key and add one later (old ``p1:`
 new ones are encrypted, :meth:`FernetCipher.rotate` re-encrypts them), and it is why a ``f1:`` value
 read without a key fails with a message naming the missing setting instead of returning garbage.
 
-JSON here is exact: ``Decimal`` is written as a JSON number with all its digits and read back with
-``parse_float=Decimal``; floats are refused. Error messages never contain the plaintext or a key.
+JSON here is exact (:mod:`gatebot.exact_json`): ``Decimal`` is written as a JSON number with all its
+digits and read back as ``Decimal``; floats are refused. Error messages never contain the plaintext or a key.
 
-Must not import Slack, the scheduler, or any other gatebot module (it is a leaf).
+Must not import Slack, the scheduler, or any other gatebot module but the leaf :mod:`gatebot.exact_json`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from gatebot import exact_json
 
 __all__ = [
     "FERNET_PREFIX",
@@ -168,43 +168,9 @@ def dumps_exact(value: Any) -> str:
 
     ``json.loads(text, parse_float=Decimal)`` reads such a number back as the same ``Decimal`` (a
     Decimal with no fractional part or exponent, e.g. ``Decimal("10")``, reads back as the int ``10``).
+    The bytes are what gets sealed and replayed, so they never change: see :mod:`gatebot.exact_json`.
     """
-    parts: list[str] = []
-    _encode(value, parts)
-    return "".join(parts)
-
-
-def _encode(value: Any, out: list[str]) -> None:
-    if value is None or isinstance(value, bool | str):
-        out.append(json.dumps(value, ensure_ascii=False))
-    elif isinstance(value, int):
-        out.append(str(int(value)))
-    elif isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"cannot store a non-finite Decimal ({value}) as JSON")
-        out.append(str(value))
-    elif isinstance(value, float):
-        raise TypeError("refusing to store a float as JSON: use Decimal or a string")
-    elif isinstance(value, Mapping):
-        out.append("{")
-        for index, (key, item) in enumerate(value.items()):
-            if not isinstance(key, str):
-                raise TypeError(f"JSON object keys must be strings, got {type(key).__name__}")
-            if index:
-                out.append(",")
-            out.append(json.dumps(key, ensure_ascii=False))
-            out.append(":")
-            _encode(item, out)
-        out.append("}")
-    elif isinstance(value, list | tuple):
-        out.append("[")
-        for index, item in enumerate(value):
-            if index:
-                out.append(",")
-            _encode(item, out)
-        out.append("]")
-    else:
-        raise TypeError(f"cannot store {type(value).__name__} as JSON")
+    return exact_json.dumps(value)
 
 
 def seal_json(cipher: Cipher, value: Mapping[str, Any]) -> str:
@@ -218,7 +184,7 @@ def open_json(cipher: Cipher, stored: str) -> dict[str, Any]:
     """Decrypt and decode a value written by :func:`seal_json` (fractional numbers become ``Decimal``)."""
     text = cipher.decrypt(stored)
     try:
-        value = json.loads(text, parse_float=Decimal)
+        value = exact_json.loads(text)
     except ValueError:
         raise CipherError("a stored encrypted value is not valid JSON") from None
     if not isinstance(value, dict):

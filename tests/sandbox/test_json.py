@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,3 +44,22 @@ def test_parse_json_reads_decimals_and_refuses_junk() -> None:
         with pytest.raises(SandboxError) as info:
             parse_json(junk)
         assert (info.value.status, info.value.code) == (400, "validation_error")
+
+
+_FIXTURE = json.loads((Path(__file__).parent.parent / "fixtures" / "stored_formats_v1.json").read_text("utf-8"))
+_INPUTS: dict[str, Any] = {
+    "decimals": {"a": Decimal("10.00"), "b": Decimal("0.50"), "c": Decimal("1E+2"), "d": Decimal("-0.000001"),
+                 "e": Decimal("123456789012345678901234567890.123456789"), "f": Decimal("10"), "g": Decimal("1E-9"),
+                 "h": Decimal("-0")},
+    "floats": {"latency": 0.25, "rate": 1.0, "big": 1e20, "small": 1e-7, "zero": 0.0},
+    "text": {"s": 'é\n"\\\t\u0001\u2028 ✓ 😀', "k\u00e9y": [None, True, False, 0, -5, 2**70]},
+    "order": {"z": 1, "a": 2, "m": {"y": [], "b": {"d": 1, "c": (2, 3)}}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(_INPUTS))
+def test_output_is_byte_identical_to_before(name: str) -> None:
+    """Fingerprints saved in sandbox state files compare with ones computed now."""
+    assert _FIXTURE["sandbox_to_json"].keys() == _INPUTS.keys()
+    assert to_json(_INPUTS[name]) == _FIXTURE["sandbox_to_json"][name]
+    assert to_json(_INPUTS[name], sort_keys=True) == _FIXTURE["sandbox_to_json_sorted"][name]

@@ -8,18 +8,16 @@ Must not import Slack, the scheduler, the Gate client or ``db``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
 
-from gatebot.money import Money
 from gatebot.store.models import (
     metadata,
 )
+from gatebot.store.repo import kv_codec
 from gatebot.store.repo._sql import insert_for as _insert
 
 
@@ -28,57 +26,10 @@ class KVConflict(RuntimeError):
 
 
 # -- key-value -------------------------------------------------------------------------------------
+# Values are written and read by :mod:`gatebot.store.repo.kv_codec` (one pydantic TypeAdapter).
 
-_TAG_DECIMAL = "$decimal"
-_TAG_DATETIME = "$datetime"
-_TAG_MONEY = "$money"
-
-
-def _kv_encode(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        raise TypeError("refusing to store a float in kv: use Decimal")
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"refusing to store a non-finite Decimal ({value}) in kv")
-        return {_TAG_DECIMAL: str(value)}
-    if isinstance(value, Money):
-        return {_TAG_MONEY: [str(value.amount), value.currency]}
-    if isinstance(value, datetime):
-        if value.utcoffset() is None:
-            raise ValueError("refusing to store a naive datetime in kv: use timezone-aware UTC")
-        return {_TAG_DATETIME: value.astimezone(UTC).isoformat()}
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"kv dict keys must be strings, got {type(key).__name__}")
-            out[key] = _kv_encode(item)
-        return out
-    if isinstance(value, list | tuple):
-        return [_kv_encode(item) for item in value]
-    raise TypeError(f"cannot store {type(value).__name__} in kv (JSON, Decimal, Money, datetime only)")
-
-
-def _kv_hook(obj: dict[str, Any]) -> Any:
-    if len(obj) == 1:
-        ((tag, payload),) = obj.items()
-        if tag == _TAG_DECIMAL and isinstance(payload, str):
-            return Decimal(payload)
-        if tag == _TAG_DATETIME and isinstance(payload, str):
-            return datetime.fromisoformat(payload)
-        if tag == _TAG_MONEY and isinstance(payload, list) and len(payload) == 2:
-            return Money(Decimal(payload[0]), payload[1])
-    return obj
-
-
-def _kv_dumps(value: Any) -> str:
-    return json.dumps(_kv_encode(value), ensure_ascii=False, separators=(",", ":"))
-
-
-def _kv_loads(text: str) -> Any:
-    return json.loads(text, object_hook=_kv_hook, parse_float=Decimal)
+_kv_dumps = kv_codec.dumps
+_kv_loads = kv_codec.loads
 
 
 def kv_get(s: Session, key: str) -> Any:
