@@ -15,6 +15,7 @@ from slack_sdk.models.views import View as SdkView
 from gatebot.config import Thresholds
 from gatebot.gate.models import Balance, CustomerAccountField, Deposit, ProductKind, product_kind
 from gatebot.money import Money
+from gatebot.orders import parse_account_lines
 from gatebot.slack import ids
 from gatebot.slack.blocks import (
     AlertCard,
@@ -53,7 +54,6 @@ from gatebot.slack.blocks import (
 )
 from gatebot.slack.blocks.common import EN_DASH, TIMES, format_money, slack_date, truncate, truncate_mrkdwn
 from gatebot.slack.blocks.messages import balance_level
-from gatebot.slack.blocks.order_modal import parse_account_lines
 from gatebot.slack.grammar import GrammarError, allowed_usage, parse
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -851,7 +851,8 @@ def test_parse_free_form_account_lines():
     bad = "steam_login\nbad key=1\nemail=x\nemail=y\nphone=\nlong=" + "x" * 300
     _draft, errors = parse_order_form(state(order_amount="10", order_account_free=bad), TOPUP, None)
     assert errors[ids.ORDER_ACCOUNT_FREE].startswith(
-        "line 1: expected key=value; line 2: “bad key” is not a field name (letters, digits, _ . -); "
+        "line 1 has no '=': write it as key=value; "
+        "line 2: 'bad key' is not a valid field name (letters, digits, _ . -); "
         "line 4: email is given twice; line 5: phone has no value"
     )
     assert len(errors[ids.ORDER_ACCOUNT_FREE]) <= 300
