@@ -361,7 +361,7 @@ def _invalid_order(exc: Any) -> int:
 
 
 def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
-    from gatebot.store import repo
+    from gatebot.orders import find_products
     from gatebot.textinput import MAX_QUERY
     from gatebot.textview import products_table
 
@@ -371,7 +371,7 @@ def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
         if not await _load_catalog(c, refresh=args.refresh):
             return 1
         with c.db.session() as s:
-            rows = repo.search_products(s, query, active_only=not args.all)
+            rows = find_products(s, query, active_only=not args.all)
         print(products_table(rows))
         return 0
 

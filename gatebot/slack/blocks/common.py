@@ -57,7 +57,6 @@ __all__ = [
     "format_number",
     "header",
     "line_sections",
-    "match_products",
     "message",
     "mrkdwn",
     "order_ref",
@@ -430,21 +429,3 @@ def price_text(product: ProductView) -> str:
             return f"{currency} up to {format_number(high)}"
         return currency
     return format_money(product.price, product.currency, missing=currency)
-
-
-def match_products(products: Iterable[ProductView], query: str, *,
-                   active_only: bool = False) -> list[ProductView]:
-    """Products whose name, slug, region, kind, currency or id contain every word of ``query``.
-
-    Sorted active first, then by name, so the same query always lists the same products.
-    """
-    words = query.lower().split()
-    found = []
-    for product in products:
-        if active_only and not product.is_active:
-            continue
-        haystack = " ".join((product.name, product.slug or "", product.region_code or "",
-                             product.kind, product.type_code or "", product.currency, str(product.id))).lower()
-        if all(word in haystack for word in words):
-            found.append(product)
-    return sorted(found, key=lambda p: (not p.is_active, p.name.lower(), p.id))

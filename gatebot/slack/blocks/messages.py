@@ -41,7 +41,6 @@ from gatebot.slack.blocks.common import (
     format_money,
     header,
     line_sections,
-    match_products,
     message,
     order_ref,
     price_text,
@@ -492,8 +491,9 @@ MAX_PRODUCT_ROWS = 100
 
 
 def products_message(products: Iterable[ProductView], query: str = "") -> Message:
-    """Catalog products matching ``query`` (every word must match; inactive ones last, marked)."""
-    found = match_products(products, query)
+    """The products a search for ``query`` found, as :func:`gatebot.orders.find_products` ordered them
+    (inactive ones marked); ``query`` is only shown."""
+    found = list(products)
     title = f"Products matching “{truncate(query.strip(), 60)}”" if query.strip() else "Products"
     blocks: list[Block] = [header(title)]
     if not found:

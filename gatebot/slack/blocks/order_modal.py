@@ -39,7 +39,6 @@ from gatebot.slack.blocks.common import (
     format_money,
     format_number,
     line_sections,
-    match_products,
     plain,
     price_text,
     section,
@@ -152,10 +151,10 @@ def product_option(product: ProductView) -> dict[str, Any]:
     return {"text": plain(text, MAX_OPTION_TEXT), "value": str(product.id)}
 
 
-def product_options(products: Iterable[ProductView], query: str = "") -> dict[str, Any]:
-    """The options-load answer for the product select: active products matching ``query``, ≤ 100."""
-    found = match_products(products, query, active_only=True)
-    return {"options": [product_option(p) for p in found[:MAX_OPTIONS]]}
+def product_options(products: Iterable[ProductView]) -> dict[str, Any]:
+    """The options-load answer for the product select: the first 100 of ``products`` (the caller's
+    search, :func:`gatebot.orders.find_products`, decides which and in what order)."""
+    return {"options": [product_option(p) for p in list(products)[:MAX_OPTIONS]]}
 
 
 # -- the form ---------------------------------------------------------------------------------------------
