@@ -248,6 +248,7 @@ def _write_text(path: str, text: str) -> None:
 
 
 def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.finance.levels import balance_level
     from gatebot.orders import GateDown
 
     async def go(c: Any) -> int:
@@ -263,7 +264,7 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
             level = thresholds.get(money.currency)
             status = ""
             if level is not None:
-                status = ("CRITICAL" if money <= level.critical else "LOW" if money <= level.warning else "ok")
+                status = {"critical": "CRITICAL", "warning": "LOW"}.get(lvl := balance_level(money, level), lvl)
                 status = f"  [{status}: warning {level.warning.amount}, critical {level.critical.amount}]"
             print(f"{money.format():>20}{status}")
         if not balances:

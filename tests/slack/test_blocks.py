@@ -13,6 +13,7 @@ from slack_sdk.models.blocks import Block as SdkBlock
 from slack_sdk.models.views import View as SdkView
 
 from gatebot.config import Thresholds
+from gatebot.finance.levels import balance_level
 from gatebot.gate.models import Balance, CustomerAccountField, Deposit, ProductKind, product_kind
 from gatebot.money import Money
 from gatebot.orders import match_products, parse_account_lines
@@ -53,7 +54,6 @@ from gatebot.slack.blocks import (
     selected_product_id,
 )
 from gatebot.slack.blocks.common import EN_DASH, TIMES, format_money, slack_date, truncate, truncate_mrkdwn
-from gatebot.slack.blocks.messages import balance_level
 from gatebot.slack.grammar import GrammarError, allowed_usage, parse
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

@@ -16,8 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from gatebot.config import Thresholds
+from gatebot.finance.levels import balance_level
 from gatebot.gate.models import Balance, Deposit, ProductKind, order_kind
-from gatebot.money import Money, MoneyError
+from gatebot.money import MoneyError
 from gatebot.slack import ids
 from gatebot.slack.blocks.common import (
     FINAL_STATUSES,
@@ -53,7 +54,6 @@ from gatebot.slack.blocks.common import (
 from gatebot.slack.grammar import USAGE, GrammarError, Usage
 
 __all__ = [
-    "balance_level",
     "balance_lines",
     "balance_message",
     "denied_message",
@@ -389,21 +389,6 @@ _LEVEL = {"ok": ":large_green_circle:", "warning": ":large_yellow_circle:", "cri
           "unset": ":white_circle:"}
 _ALERT_STATE = {"firing": ":rotating_light: alert firing", "flapping": ":rotating_light: alert flapping",
                 "acked": "alert acknowledged", "snoozed": "alert snoozed"}
-
-
-def balance_level(available: Money, thresholds: Thresholds | None) -> str:
-    """``ok`` / ``warning`` / ``critical`` against the thresholds (at or below a level counts), ``unset``
-    without any. Display only: the alert policy adds hysteresis on top of this."""
-    if thresholds is None:
-        return "unset"
-    try:
-        if available <= thresholds.critical:
-            return "critical"
-        if available <= thresholds.warning:
-            return "warning"
-    except MoneyError:  # thresholds in another currency: nothing to compare
-        return "unset"
-    return "ok"
 
 
 def balance_lines(balances: Sequence[Balance], thresholds: Mapping[str, Thresholds],
