@@ -19,7 +19,8 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from gatebot.gate.models import ProductKind
-from gatebot.money import Money, MoneyError
+from gatebot.money import format_amount
+from gatebot.orders.catalog_search import SearchableProduct
 from gatebot.slack.blocks.limits import (
     MAX_BUTTON_TEXT,
     MAX_CONTEXT_ELEMENTS,
@@ -32,6 +33,7 @@ from gatebot.slack.blocks.limits import (
 from gatebot.slack.blocks.limits import (
     MAX_MESSAGE_BLOCKS as MAX_MESSAGE_BLOCKS,  # re-exported: the listeners split long lists by it
 )
+from gatebot.store.models import FINAL_STATUSES as FINAL_STATUSES  # re-exported for the builders
 
 __all__ = [
     "ELLIPSIS",
@@ -80,10 +82,6 @@ TIMES = "\u00d7"
 
 # Slack's limits live in limits.py (with the checks); the builders here truncate to them.
 MAX_FALLBACK = MAX_FALLBACK_TEXT
-
-#: Order statuses after which nothing changes (``rejected`` is ours: Gate refused it with a 4xx).
-FINAL_STATUSES = frozenset({"completed", "failed", "rejected"})
-
 
 # -- what builders render (the store's tables satisfy these) ------------------------------------------
 
@@ -160,23 +158,11 @@ class HistoryView(Protocol):
     def note(self) -> str | None: ...
 
 
-class ProductView(Protocol):
-    """A cached catalog product (``gatebot.store.models.CatalogProduct``)."""
+class ProductView(SearchableProduct, Protocol):
+    """A cached catalog product (``gatebot.store.models.CatalogProduct``): what the search reads, and more."""
 
     @property
-    def id(self) -> int: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def slug(self) -> str | None: ...
-    @property
-    def type_code(self) -> str | None: ...
-    @property
     def kind(self) -> ProductKind: ...
-    @property
-    def currency(self) -> str: ...
-    @property
-    def region_code(self) -> str | None: ...
     @property
     def price(self) -> Decimal | None: ...
     @property
@@ -187,8 +173,6 @@ class ProductView(Protocol):
     def step(self) -> Decimal | None: ...
     @property
     def margin(self) -> Decimal | None: ...
-    @property
-    def is_active(self) -> bool: ...
     @property
     def account_fields_json(self) -> str | list[Any] | None: ...
 
@@ -283,14 +267,9 @@ def slack_date(when: datetime | None, fmt: str = "{date_short_pretty} {time}", *
 
 
 def format_money(amount: Decimal | None, currency: str | None, *, missing: str = "—") -> str:
-    """``USD 1,234.50``; an odd currency code still shows rather than failing. Plain text: ``esc()`` it
+    """``USD 1,234.50`` (the one rule: :func:`gatebot.money.format_amount`). Plain text: ``esc()`` it
     for mrkdwn."""
-    if amount is None:
-        return missing
-    try:
-        return Money.rounded(amount, currency or "").format()
-    except (MoneyError, ArithmeticError):  # ArithmeticError: beyond Decimal's 28 digits (1E+30)
-        return f"{currency or ''} {amount:f}".strip()
+    return format_amount(amount, currency, missing=missing)
 
 
 def format_number(value: Decimal) -> str:
