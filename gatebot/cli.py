@@ -248,6 +248,7 @@ def _write_text(path: str, text: str) -> None:
 
 
 def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.clock import format_utc
     from gatebot.finance.levels import balance_level
     from gatebot.orders import GateDown
 
@@ -269,7 +270,7 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{money.format():>20}{status}")
         if not balances:
             print("no balances")
-        read_at = snapshot.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")  # when, not Gate's updated_at
+        read_at = format_utc(snapshot.at)  # when, not Gate's updated_at
         if snapshot.cached:
             _print_err(f"Gate did not answer: these are the balances gatebot last read, at {read_at}")
             return 1

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from gatebot.clock import format_utc
 from gatebot.gate.models import ProductKind
 from gatebot.money import format_amount
 from gatebot.orders.catalog_search import SearchableProduct
@@ -262,8 +263,7 @@ def slack_date(when: datetime | None, fmt: str = "{date_short_pretty} {time}", *
         return missing
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    fallback = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(when.timestamp())}^{fmt}|{fallback}>"
+    return f"<!date^{int(when.timestamp())}^{fmt}|{format_utc(when)}>"
 
 
 def format_money(amount: Decimal | None, currency: str | None, *, missing: str = "—") -> str:
