@@ -2,7 +2,7 @@
 
 The Gate sandbox is served over real loopback HTTP (``running_sandbox``) with its latency fault at
 ``--latency`` seconds (5 by default): every Gate call takes that long. gatebot's web app (Starlette +
-Bolt, built exactly as ``gatebot serve`` builds it) and a bare Bolt ``AsyncApp`` that only acks are
+Bolt, built by ``gatebot.runtime`` exactly as for ``gatebot serve``) and a bare Bolt ``AsyncApp`` that only acks are
 served by uvicorn on loopback; the Slack emulator plays Slack. ``--requests`` concurrent, signed
 ``/gate balance`` and ``/gate order <ref>`` commands (half each) go through each app's real HTTP endpoint,
 and the time until each HTTP answer (the ack) is recorded. Slack allows 3 s.
@@ -19,6 +19,14 @@ growth is the server's). A figure printer, not a test: nothing here asserts spee
 
     $ python -m bench.ack --requests 50 --latency 5
     $ python -m bench.ack --metrics --requests 50 --rounds 4   # ack p99 with /metrics on vs off
+    $ python -m bench.ack --postgres   # the store on PostgreSQL behind a 20 ms round trip
+
+``--postgres``: the store is a fresh schema of the local PostgreSQL (``--postgres-url``, database
+``test``) reached through :class:`bench.delayproxy.DelayProxy`, which adds ``--pg-delay`` ms (10) each
+way, so every database round trip costs 20 ms more; the flood run is skipped, ``--rounds`` bursts of
+each app alternate (which goes first alternates too, so drift on a shared machine hits both alike),
+and the ratio of gatebot's ack p99 to the bare app's is printed. A store that blocks the event loop
+shows here.
 
 Finishes in well under a minute.
 """
@@ -34,8 +42,9 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,18 +57,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench.delayproxy import DelayProxy
 from bench.stats import percentile
 from gatebot.clock import ManualClock
 from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY, Settings
 from gatebot.emulator import AckTimeoutError, EmulatorServer, LoopbackServer, SlackDriver, Workspace, running_emulator
 from gatebot.metrics import render
 from gatebot.orders import OrderDraft
-from gatebot.runtime import core
+from gatebot.runtime import build_runtime, core
 from gatebot.sandbox.server import running_sandbox
 from gatebot.sandbox.simulator import Faults, SandboxConfig
-from gatebot.slack.app import build_slack
 from gatebot.slack.web import create_web_app
-from gatebot.store.db import make_engine, upgrade
+from gatebot.store.db import make_engine, normalize_url, upgrade
 
 SECRET = "bench-ack-signing-secret"
 USER = "UALICE"
@@ -212,75 +221,137 @@ async def serve(web: Starlette, emulator: EmulatorServer,
         await server.stop()
 
 
+@contextlib.contextmanager
+def bench_store(args: argparse.Namespace, tmp: Path) -> Iterator[str]:
+    """The store's URL, migrated: a SQLite file in ``tmp``, or (``--postgres``) a fresh schema of the
+    local PostgreSQL reached through a :class:`DelayProxy` (dropped afterwards)."""
+    if not args.postgres:
+        url = f"sqlite:///{tmp / 'gatebot.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    import psycopg
+
+    base = normalize_url(args.postgres_url)
+    schema = f"bench_ack_{uuid.uuid4().hex[:10]}"
+    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        direct = base.update_query_dict({"options": f"-csearch_path={schema}"})
+        engine = make_engine(direct)
+        upgrade(engine)
+        engine.dispose()
+        host, port = base.host or "127.0.0.1", base.port or 5432
+        with DelayProxy((host, port), delay=args.pg_delay / 1000) as proxy:
+            yield direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 async def main(args: argparse.Namespace) -> None:
     clock = ManualClock()  # only the emulator's trigger ids and message ts use it
     workspace = Workspace.sample(clock=clock)
     tmp = Path(tempfile.mkdtemp(prefix="gatebot-bench-"))
     try:
-        engine = make_engine(f"sqlite:///{tmp / 'gatebot.db'}")
-        upgrade(engine)
-        engine.dispose()
-        config = SandboxConfig(completion_delay=3600.0, faults=Faults(latency=0.0))
-        with running_sandbox(config) as (gate_url, sim), running_emulator(workspace) as emulator:
-            settings = Settings(
-                _env_file=None, slack_bot_token=workspace.bot_token, slack_signing_secret=SECRET,
-                slack_api_url=emulator.api_url, gate_api_url=gate_url, gate_api_key=SANDBOX_API_KEY,
-                gate_agent_id=SANDBOX_AGENT_ID, database_url=f"sqlite:///{tmp / 'gatebot.db'}",
-                gatebot_admins=USER, gatebot_env="development",
-            )
-            async with core(settings) as c:
-                await c.orders.refresh_catalog()
-                order = await c.orders.place(OrderDraft(product=101, requester=USER, external_ref="BENCH-1"))
-                sim.faults.update({"latency": args.latency})
-                print(f"Gate sandbox at {gate_url} with every call taking {args.latency:g} s; "
-                      f"{args.requests} concurrent /gate commands per app.")
-                texts = [("balance" if i % 2 == 0 else f"order {order.external_ref}") for i in range(args.requests)]
-                app, deps = build_slack(c)
-                calls_before = len(workspace.ephemerals(USER))
+        with bench_store(args, tmp) as database_url:
+            await measure(args, workspace, database_url)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
-                async def measured(driver: SlackDriver) -> Figures:
-                    return await burst(driver, texts, "gatebot (balance + order)")
 
-                ours = await serve(create_web_app(app, deps), emulator, measured)
-                # The replies need Gate: wait for them (bounded) before measuring the baseline.
-                with contextlib.suppress(TimeoutError):
-                    await workspace.wait_for(
-                        lambda: len(workspace.ephemerals(USER)) - calls_before >= args.requests,
-                        timeout=args.latency * 2 + 5, what="gatebot's replies")
-                delivered = len(workspace.ephemerals(USER)) - calls_before
+async def measure(args: argparse.Namespace, workspace: Workspace, database_url: str) -> None:
+    config = SandboxConfig(completion_delay=3600.0, faults=Faults(latency=0.0))
+    with running_sandbox(config) as (gate_url, sim), running_emulator(workspace) as emulator:
+        settings = Settings(
+            _env_file=None, slack_bot_token=workspace.bot_token, slack_signing_secret=SECRET,
+            slack_api_url=emulator.api_url, gate_api_url=gate_url, gate_api_key=SANDBOX_API_KEY,
+            gate_agent_id=SANDBOX_AGENT_ID, database_url=database_url,
+            gatebot_admins=USER, gatebot_env="development",
+        )
+        async with core(settings) as c:
+            await c.orders.refresh_catalog()
+            order = await c.orders.place(OrderDraft(product=101, requester=USER, external_ref="BENCH-1"))
+            sim.faults.update({"latency": args.latency})
+            store = (f"PostgreSQL behind a {2 * args.pg_delay:g} ms round trip" if args.postgres else "SQLite")
+            print(f"Gate sandbox at {gate_url} with every call taking {args.latency:g} s; store: {store}; "
+                  f"{args.requests} concurrent /gate commands per app.")
+            texts = [("balance" if i % 2 == 0 else f"order {order.external_ref}") for i in range(args.requests)]
+            surface = build_runtime(c, slack="http", jobs=False).slack
+            assert surface is not None
+            app, deps = surface.app, surface.deps
+            calls_before = len(workspace.ephemerals(USER))
 
-                flood_result: list[tuple[Figures, Counter[str], RssSampler]] = []
+            async def measured(driver: SlackDriver) -> Figures:
+                return await burst(driver, texts, "gatebot (balance + order)")
 
-                async def under_flood(driver: SlackDriver) -> Figures:
-                    flood_result.append(await flooded_burst(driver, texts, clients=args.flood,
-                                                            size=args.flood_mb * MB))
-                    return flood_result[0][0]
+            ours = await serve(create_web_app(app, deps), emulator, measured)
+            # The replies need Gate: wait for them (bounded) before measuring the baseline.
+            with contextlib.suppress(TimeoutError):
+                await workspace.wait_for(
+                    lambda: len(workspace.ephemerals(USER)) - calls_before >= args.requests,
+                    timeout=args.latency * 2 + 5, what="gatebot's replies")
+            delivered = len(workspace.ephemerals(USER)) - calls_before
 
+            flood_result: list[tuple[Figures, Counter[str], RssSampler]] = []
+
+            async def under_flood(driver: SlackDriver) -> Figures:
+                flood_result.append(await flooded_burst(driver, texts, clients=args.flood,
+                                                        size=args.flood_mb * MB))
+                return flood_result[0][0]
+
+            flooded = None
+            if not args.postgres:
                 flooded = await serve(create_web_app(app, deps), emulator, under_flood)
                 with contextlib.suppress(TimeoutError):
                     await workspace.wait_for(
                         lambda: len(workspace.ephemerals(USER)) - calls_before >= 2 * args.requests,
                         timeout=args.latency * 2 + 5, what="gatebot's replies")
 
-                async def baseline(driver: SlackDriver) -> Figures:
-                    return await burst(driver, texts, "bare Bolt app (ack only)")
+            async def baseline(driver: SlackDriver) -> Figures:
+                return await burst(driver, texts, "bare Bolt app (ack only)")
 
-                bare = await serve(bare_app(emulator.api_url, workspace.bot_token), emulator, baseline)
-                print(ours.line())
+            bare = await serve(bare_app(emulator.api_url, workspace.bot_token), emulator, baseline)
+            if args.postgres:  # more rounds, alternating which app goes first: drift hits both alike
+                for i in range(1, args.rounds):
+                    for turn in (("ours", "bare") if i % 2 == 0 else ("bare", "ours")):
+                        if turn == "bare":
+                            more = await serve(bare_app(emulator.api_url, workspace.bot_token), emulator, baseline)
+                            bare.latencies += more.latencies
+                        else:
+                            before = len(workspace.ephemerals(USER))
+                            more = await serve(create_web_app(app, deps), emulator, measured)
+                            ours.latencies += more.latencies
+
+                            def replied(before: int = before) -> bool:
+                                return len(workspace.ephemerals(USER)) - before >= int(args.requests)
+
+                            with contextlib.suppress(TimeoutError):
+                                await workspace.wait_for(replied, timeout=args.latency * 2 + 5,
+                                                         what="gatebot's replies")
+                        target = ours if turn == "ours" else bare
+                        target.timeouts += more.timeouts
+                        target.errors += more.errors
+            print(ours.line())
+            if flooded is not None:
                 print(flooded.line())
-                print(bare.line())
-                print(f"gatebot replies delivered after the ack: {delivered} of {args.requests} "
-                      f"(they wait for Gate: ~{args.latency:g} s, or the last known balance after "
-                      f"{deps.command_balance_wait:g} s)")
+            print(bare.line())
+            if bare.latencies and ours.latencies:
+                print(f"ack p99 gatebot / bare Bolt app: {ours.percentile(99) / bare.percentile(99):.2f}x")
+            print(f"gatebot replies delivered after the ack: {delivered} of {args.requests} "
+                  f"(they wait for Gate: ~{args.latency:g} s, or the last known balance after "
+                  f"{deps.command_balance_wait:g} s)")
+            if flood_result:
                 _figures, outcomes, rss = flood_result[0]
                 answered = ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items())) or "nothing"
                 growth = "n/a (no /proc)" if rss.growth is None else f"{rss.growth / MB:.1f} MB"
                 since = "" if rss.baseline is None else f" (from {rss.baseline / MB:.0f} MB)"
                 print(f"flood of unsigned {args.flood_mb} MB bodies ({args.flood} clients): {answered}; "
                       f"peak RSS growth during the flood run {growth}{since}")
-                await asyncio.sleep(0)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            await asyncio.sleep(0)
 
 
 async def metrics_overhead(args: argparse.Namespace) -> None:
@@ -307,7 +378,9 @@ async def metrics_overhead(args: argparse.Namespace) -> None:
                 order = await c.orders.place(OrderDraft(product=101, requester=USER, external_ref="BENCH-1"))
                 sim.faults.update({"latency": args.latency})
                 texts = [("balance" if i % 2 == 0 else f"order {order.external_ref}") for i in range(args.requests)]
-                app, deps = build_slack(c)
+                surface = build_runtime(c, slack="http", jobs=False).slack
+                assert surface is not None
+                app, deps = surface.app, surface.deps
                 on = Figures("metrics on", [], 0, 0)
                 off = Figures("metrics off", [], 0, 0)
                 for i in range(args.rounds):
@@ -351,7 +424,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--flood-mb", type=int, default=30, help="size of each unsigned body in MB (default 30)")
     parser.add_argument("--verbose", action="store_true", help="log warnings from gatebot and Bolt")
     parser.add_argument("--metrics", action="store_true", help="instead: ack latency with metrics on vs off")
-    parser.add_argument("--rounds", type=int, default=4, help="--metrics: alternating rounds of each (default 4)")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="--metrics/--postgres: alternating rounds of each (default 4)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="the store on PostgreSQL behind a delay proxy (no flood run)")
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test",
+                        help="--postgres: the server and database (a fresh schema is made and dropped)")
+    parser.add_argument("--pg-delay", type=float, default=10.0,
+                        help="--postgres: milliseconds added each way by the proxy (default 10)")
     args = parser.parse_args(argv)
     if args.requests < 2 or args.latency < 0:
         parser.error("--requests must be at least 2 and --latency not negative")

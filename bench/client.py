@@ -24,8 +24,10 @@ from decimal import Decimal
 import httpx
 
 from bench.stats import percentile
-from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY
+from gatebot.clock import SystemClock
+from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY, Settings
 from gatebot.gate import CreateOrderRequest, GateClient, GateError, Product
+from gatebot.runtime import build_gate_client
 from gatebot.sandbox.server import running_sandbox
 
 #: Enough money that N orders of the cheapest voucher never hit insufficient_balance.
@@ -81,7 +83,8 @@ async def cheapest_voucher(gate: GateClient) -> Product:
 
 async def bench(url: str, n: int, concurrency: int) -> list[Result]:
     results: list[Result] = []
-    async with GateClient(base_url=url, api_key=SANDBOX_API_KEY, agent_id=SANDBOX_AGENT_ID) as gate:
+    settings = Settings(_env_file=None, gate_api_url=url, gate_api_key=SANDBOX_API_KEY, gate_agent_id=SANDBOX_AGENT_ID)
+    async with build_gate_client(settings, SystemClock()) as gate:
         product = await cheapest_voucher(gate)
         async with httpx.AsyncClient(base_url=url) as admin:
             answer = await admin.put("/_sandbox/balance", json={"currency_code": product.currency_code,

@@ -30,9 +30,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.stats import percentile
+from gatebot.config import Settings
+from gatebot.runtime import build_database
 from gatebot.store import repo
 from gatebot.store.crypto import FernetCipher, seal_json
-from gatebot.store.db import Database, make_engine, upgrade
+from gatebot.store.db import make_engine, upgrade
 
 GOAL_P99_MS = 5.0
 _MASK = (1 << 128) - 1
@@ -177,7 +179,7 @@ def measure(path: Path, n: int, lookups: int, *, seed_value: int = 11) -> dict[s
     """Time ``find_orders`` (in ms) per reference kind; a few hundred warm-up lookups are not counted."""
     rng = random.Random(seed_value)
     kinds = _refs(n, rng)
-    db = Database(make_engine(f"sqlite:///{path}"))
+    db = build_database(Settings(_env_file=None, database_url=f"sqlite:///{path}"))
     timings: dict[str, list[float]] = {kind: [] for kind in kinds}
     names = list(kinds)
     try:

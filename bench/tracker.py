@@ -20,14 +20,12 @@ from pathlib import Path
 import httpx
 
 from gatebot.clock import ManualClock
-from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY
-from gatebot.gate import GateClient
-from gatebot.orders import OrderService, new_idempotency_key
+from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY, Settings
+from gatebot.orders import new_idempotency_key
+from gatebot.runtime import build_core
 from gatebot.sandbox.app import create_app
 from gatebot.sandbox.simulator import SandboxConfig, Simulator
 from gatebot.store import repo
-from gatebot.store.crypto import cipher_from_key
-from gatebot.store.db import Database, make_engine, upgrade
 from gatebot.store.models import Order, OrderStatus
 
 
@@ -37,10 +35,11 @@ async def run(n: int) -> None:
     sim: Simulator = app.state.sim
     sim.set_balance("USD", str(Decimal(20) * n + 1))
     with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'tracker.db'}")
-        upgrade(engine)
-        db = Database(engine)
-        cipher = cipher_from_key(None)
+        settings = Settings(_env_file=None, database_url=f"sqlite:///{Path(tmp) / 'tracker.db'}",
+                            gate_api_url="http://gate.bench/", gate_api_key=SANDBOX_API_KEY,
+                            gate_agent_id=SANDBOX_AGENT_ID, gatebot_env="development")
+        core = build_core(settings, clock=clock, gate_transport=httpx.ASGITransport(app=app))  # migrates SQLite
+        db, cipher, service = core.db, core.cipher, core.orders
         now = clock.now()
         with db.session() as s:
             for i in range(n):
@@ -54,10 +53,7 @@ async def run(n: int) -> None:
                 order.set_secret_fields(cipher, body=body)
                 repo.add_order(s, order)
             s.commit()
-        client = GateClient(base_url="http://gate.bench/", api_key=SANDBOX_API_KEY, agent_id=SANDBOX_AGENT_ID,
-                            transport=httpx.ASGITransport(app=app))
-        service = OrderService(db=db, gate_client=client, cipher=cipher, clock=clock)
-        async with client:
+        try:
             print(f"{'pass':<28} {'orders':>7} {'changed':>8} {'requests':>9} {'seconds':>8}")
             for label in ("all still pending", "all completed since"):
                 if label.startswith("all completed"):
@@ -66,7 +62,8 @@ async def run(n: int) -> None:
                 result = await service.track()
                 took = time.perf_counter() - started
                 print(f"{label:<28} {result.checked:>7} {result.changed:>8} {result.requests:>9} {took:>8.1f}")
-        engine.dispose()
+        finally:
+            await core.aclose()
     print(f"one GET /orders/{{id}} per order would be {n} requests per pass")
 
 

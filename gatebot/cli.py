@@ -14,10 +14,14 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gatebot import __version__
 from gatebot.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from gatebot.orders import OrderInvalid
+    from gatebot.runtime import Core
 
 __all__ = ["main"]
 
@@ -66,21 +70,15 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _probe(settings: Settings) -> int:
-    import httpx
-
-    from gatebot.gate import GateClient, GateError, RetryPolicy
-    from gatebot.runtime import gate_transport
-    from gatebot.store.db import SchemaOutOfDate, make_engine, prepare_schema
+    from gatebot.clock import SystemClock
+    from gatebot.gate import GateError, RetryPolicy
+    from gatebot.runtime import build_database, build_gate_client
+    from gatebot.store.db import SchemaOutOfDate
 
     ok = True
     where = "built-in sandbox (in-process)" if settings.uses_builtin_sandbox else settings.gate_api_url
     print(f"Gate API: {where}")
-    transport, _ = gate_transport(settings, _system_clock())
-    client = GateClient(base_url=settings.gate_api_url or "http://sandbox.gatebot.invalid/",
-                        api_key=settings.effective_gate_key, agent_id=settings.effective_agent_id,
-                        timeout=httpx.Timeout(settings.gate_timeout, connect=settings.gate_connect_timeout),
-                        transport=transport, retry=RetryPolicy(attempts=1))
-    async with client:
+    async with build_gate_client(settings, SystemClock(), retry=RetryPolicy(attempts=1)) as client:
         health = await client.health()
         print(f"  /health   {'ok' if health.ok else 'FAILED'}"
               + (f" (HTTP {health.status_code})" if health.status_code else f" ({health.detail})"))
@@ -93,12 +91,8 @@ async def _probe(settings: Settings) -> int:
             print(f"  /balance  FAILED: {type(exc).__name__}: {exc.message}")
     print(f"Database: {settings.masked()['DATABASE_URL']}")
     try:
-        engine = make_engine(settings.database_url)
-        try:
-            prepare_schema(engine)  # SQLite: migrated on first use, as by every command
-            print("  schema    up to date")
-        finally:
-            engine.dispose()
+        build_database(settings).dispose()  # SQLite: migrated on first use, as by every command
+        print("  schema    up to date")
     except SchemaOutOfDate as exc:
         ok = False
         print(f"  schema    {exc}")
@@ -110,12 +104,6 @@ async def _probe(settings: Settings) -> int:
     return 0 if ok else 1
 
 
-def _system_clock() -> Any:
-    from gatebot.clock import SystemClock
-
-    return SystemClock()
-
-
 # -- sandbox ------------------------------------------------------------------------------------------
 def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     from gatebot.sandbox.__main__ import main as sandbox_main
@@ -125,29 +113,31 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
 
 # -- db -----------------------------------------------------------------------------------------------
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
-    from gatebot.store.db import current_revision, head_revision, make_engine, upgrade
+    from gatebot.runtime import build_database
+    from gatebot.store.db import current_revision, head_revision
 
-    engine = make_engine(settings.database_url)
+    db = build_database(settings, check=False)  # migrations are what this command is for
     try:
         if args.db_command == "upgrade":
-            before = current_revision(engine)
-            upgrade(engine)
-            after = current_revision(engine)
+            before = current_revision(db.engine)
+            db.upgrade()
+            after = current_revision(db.engine)
             print(f"database at {after}" + (" (already up to date)" if before == after else f" (was {before})"))
         else:
-            print(f"database at {current_revision(engine) or '(empty)'}; code needs {head_revision()}")
+            print(f"database at {current_revision(db.engine) or '(empty)'}; code needs {head_revision()}")
     finally:
-        engine.dispose()
+        db.dispose()
     return 0
 
 
 # -- orders -------------------------------------------------------------------------------------------
-def _run(settings: Settings, fn: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
-    from gatebot.runtime import core
+def _run(settings: Settings, fn: Callable[[Core], Coroutine[Any, Any, int]]) -> int:
+    """``fn`` over the core of a runtime without Slack or jobs (the one-shot commands)."""
+    from gatebot.runtime import runtime
 
     async def go() -> int:
-        async with core(settings) as c:
-            return await fn(c)
+        async with runtime(settings, notifier=False) as rt:
+            return await fn(rt.core)
 
     return asyncio.run(go())
 
@@ -168,7 +158,7 @@ def cmd_order(args: argparse.Namespace, settings: Settings) -> int:
 
     ref = _clean(args.ref, limit=MAX_REFERENCE, what="the order reference")
 
-    async def go(c: Any) -> int:
+    async def go(c: Core) -> int:
         matches = c.orders.lookup(ref)
         if not matches:
             _print_err(f"no order matches {ref!r} (try our number like 12, a Gate order id or its first 8 "
@@ -179,6 +169,7 @@ def cmd_order(args: argparse.Namespace, settings: Settings) -> int:
             _print_err(f"{len(matches)} orders match {ref!r}: give one's number, e.g. gatebot order {matches[0].id}")
             return 1
         (order,) = matches
+        assert order.id is not None  # a stored row
         content = c.orders.content(order) if args.show_code else None
         print(order_text(order, c.orders.history(order.id), content=content))
         return 0
@@ -200,9 +191,9 @@ def cmd_orders(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError(f"unknown status {', '.join(bad)}; use one of {', '.join(sorted(valid))}")
     since = _parse_since(args.since) if args.since else None
 
-    async def go(c: Any) -> int:
-        with c.db.session() as s:
-            rows = repo.list_orders(s, status=statuses, requester=args.requester, since=since, limit=args.limit)
+    async def go(c: Core) -> int:
+        rows = await c.db.run(lambda s: repo.list_orders(s, status=statuses, requester=args.requester, since=since,
+                                                          limit=args.limit))
         print(orders_table(rows))
         return 0
 
@@ -230,7 +221,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     if until <= since:
         raise UsageError("--until must be after --since")
 
-    async def go(c: Any) -> int:
+    async def go(c: Core) -> int:
         export = build_export(c.db, args.kind, since=since, until=until, currency=currency)
         if args.out in (None, "-"):
             sys.stdout.write(export.text)
@@ -252,7 +243,7 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
     from gatebot.finance.levels import balance_level
     from gatebot.orders import GateDown
 
-    async def go(c: Any) -> int:
+    async def go(c: Core) -> int:
         try:
             snapshot = await c.orders.balances()
         except GateDown as exc:
@@ -280,13 +271,12 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
     return _run(settings, go)
 
 
-async def _load_catalog(c: Any, *, refresh: bool) -> bool:
+async def _load_catalog(c: Core, *, refresh: bool) -> bool:
     """Load the catalog from Gate when it was never loaded (or ``refresh``); False if that failed."""
     from gatebot.gate import GateError
     from gatebot.store import repo
 
-    with c.db.session() as s:
-        empty = repo.catalog_refreshed_at(s) is None
+    empty = await c.db.run(repo.catalog_refreshed_at) is None
     if empty or refresh:
         try:
             await c.orders.refresh_catalog()
@@ -305,7 +295,7 @@ def cmd_buy(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--account: " + "; ".join(problems))
     requester = f"cli:{getpass.getuser()}"
 
-    async def go(c: Any) -> int:
+    async def go(c: Core) -> int:
         if not await _load_catalog(c, refresh=args.refresh):
             return 1
         draft = OrderDraft(product=args.product, requester=requester, amount=args.amount,
@@ -331,8 +321,10 @@ def cmd_buy(args: argparse.Namespace, settings: Settings) -> int:
             order = await c.orders.save_intent(quote, draft)
         except OrderInvalid as exc:  # e.g. the same --ref placed by another command just now
             return _invalid_order(exc)
-        order = await c.orders.submit(order.id, actor=requester)
-        print(order_text(order, c.orders.history(order.id), content=None))
+        order_id = order.id
+        assert order_id is not None  # saved
+        order = await c.orders.submit(order_id, actor=requester)
+        print(order_text(order, c.orders.history(order_id), content=None))
         code = BUY_EXIT.get(str(order.status), 1)
         if code == EXIT_UNSETTLED:
             _print_err(f"order #{order.id} is saved but not settled ({order.status}): do not place it again; "
@@ -356,7 +348,7 @@ BUY_EXIT_CODES = """exit codes:
      waits for funds): do not place it again; `gatebot recover` settles it with the same key"""
 
 
-def _invalid_order(exc: Any) -> int:
+def _invalid_order(exc: OrderInvalid) -> int:
     for fld, msg in exc.errors.items():
         _print_err(f"{fld.replace('account.', '--account ')}: {msg}")
     return 2
@@ -369,11 +361,10 @@ def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
 
     query = _clean(args.query or "", limit=MAX_QUERY, what="the search")
 
-    async def go(c: Any) -> int:
+    async def go(c: Core) -> int:
         if not await _load_catalog(c, refresh=args.refresh):
             return 1
-        with c.db.session() as s:
-            rows = find_products(s, query, active_only=not args.all)
+        rows = await c.db.run(lambda s: find_products(s, query, active_only=not args.all))
         print(products_table(rows))
         return 0
 
@@ -384,12 +375,11 @@ def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
     from gatebot.store import repo
     from gatebot.store.models import OrderStatus
 
-    async def go(c: Any) -> int:
+    async def go(c: Core) -> int:
         n = await c.orders.recover(everything=True)
         result = await c.orders.track()
         print(f"re-drove {n} open order(s); tracked {result.checked} pending ({result.changed} changed)")
-        with c.db.session() as s:
-            stuck = repo.list_orders(s, status=[OrderStatus.NEEDS_ATTENTION], limit=20)
+        stuck = await c.db.run(lambda s: repo.list_orders(s, status=[OrderStatus.NEEDS_ATTENTION], limit=20))
         for order in stuck:
             print(f"order #{order.id} ({order.external_ref}) needs attention: {order.status_reason}")
         return 0
@@ -398,74 +388,50 @@ def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # -- long-running processes ---------------------------------------------------------------------------
-def _scheduler(c: Any) -> Any:
-    """The in-process scheduler of ``gatebot serve``/``socket`` (None when GATEBOT_RUN_JOBS=false)."""
-    if not c.settings.gatebot_run_jobs:
-        return None
-    from gatebot.jobs import Scheduler, build_context
-    from gatebot.slack.alert_poster import AlertPoster
-
-    return Scheduler(build_context(c, AlertPoster.from_core(c)))
-
-
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.runtime import runtime
     from gatebot.slack.app import check_settings
     from gatebot.slack.web import run_http
 
     check_settings(settings)  # before anything starts: a clear message, not a half-started server
 
-    async def go(c: Any) -> int:
-        await run_http(c, port=args.port or settings.port, host=args.host, scheduler=_scheduler(c))
+    async def go() -> int:
+        async with runtime(settings, slack="http") as rt:  # jobs too, unless GATEBOT_RUN_JOBS=false
+            await run_http(rt, port=args.port or settings.port, host=args.host)
         return 0
 
-    return _run(settings, go)
+    return asyncio.run(go())
 
 
 def cmd_socket(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.runtime import runtime
     from gatebot.slack.app import check_settings
     from gatebot.slack.socket import run_socket
 
     check_settings(settings, socket_mode=True)
 
-    async def go(c: Any) -> int:
-        await run_socket(c, scheduler=_scheduler(c))
+    async def go() -> int:
+        async with runtime(settings, slack="socket") as rt:
+            await run_socket(rt)
         return 0
 
-    return _run(settings, go)
+    return asyncio.run(go())
 
 
 def cmd_clock(args: argparse.Namespace, settings: Settings) -> int:
-    from gatebot.jobs import run_clock
+    from gatebot.runtime import runtime, until_stopped
 
-    async def go(c: Any) -> int:
-        poster = None
-        if settings.slack_bot_token is not None:
-            from gatebot.slack.alert_poster import AlertPoster
-            from gatebot.slack.app import build_notifier
+    if settings.slack_bot_token is None:
+        logging.getLogger("gatebot").warning("SLACK_BOT_TOKEN is not set: alerts are only logged")
 
-            poster = AlertPoster.from_core(c)
-            build_notifier(c)  # tracking and recovery events still edit order messages and deliver codes
-        else:
-            logging.getLogger("gatebot").warning("SLACK_BOT_TOKEN is not set: alerts are only logged")
-        leader = [False]
-        stop_metrics = _clock_metrics(c, leader) if settings.gatebot_metrics_port else None
-        try:
-            await run_clock(c, poster, on_leadership=lambda is_leader, _why: leader.__setitem__(0, is_leader))
-        finally:
-            if stop_metrics is not None:
-                stop_metrics()
+    async def go() -> int:
+        # The jobs, /metrics on GATEBOT_METRICS_PORT, and (with a bot token) the notifier: tracking and
+        # recovery events still edit order messages and deliver codes.
+        async with runtime(settings, jobs=True, metrics_port=settings.gatebot_metrics_port) as rt:
+            await rt.run(until_stopped)
         return 0
 
-    return _run(settings, go)
-
-
-def _clock_metrics(c: Any, leader: list[bool]) -> Callable[[], None]:
-    """``GET /metrics`` of ``gatebot clock`` on ``GATEBOT_METRICS_PORT``; returns its stop function."""
-    from gatebot.metrics import StoreCollector, serve_metrics
-
-    collector = StoreCollector(c.db, now=c.clock.now, thresholds=c.settings.gatebot_low_balance,
-                               leader=lambda: leader[0])
-    return serve_metrics(c.settings.gatebot_metrics_port, collector)[1]
+    return asyncio.run(go())
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:

@@ -16,7 +16,8 @@ What lives here
       (and right when the holder's lease expires), so a dead leader is replaced within one lease
       period. Each job has ``max_instances=1``, ``coalesce=True`` and a misfire grace of one interval:
       after downtime a job catches up once, not once per missed run.
-    * :func:`run_clock` — ``gatebot clock``: the scheduler alone until SIGTERM/SIGINT.
+    ``gatebot clock`` is :meth:`gatebot.runtime.Runtime.run` with only the scheduler (the runtime owns
+      the SIGTERM/SIGINT stop sequence).
 
 Intervals come from ``GATEBOT_<JOB>_INTERVAL`` (seconds). The digest job runs hourly on the hour and
 sends when a digest is due (daily at ``GATEBOT_DIGEST_HOUR`` UTC), so it also catches up after downtime
@@ -38,7 +39,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -61,12 +62,8 @@ from gatebot.health.selfwatch import watch_jobs
 from gatebot.logcontext import log_context
 from gatebot.orders import GateDown, OrderService, TrackResult
 from gatebot.poster import LogPoster, Poster
-from gatebot.signals import stop_on_signals
 from gatebot.store import repo
 from gatebot.store.db import Database
-
-if TYPE_CHECKING:
-    from gatebot.runtime import Core
 
 __all__ = [
     "ALERT_TICK_INTERVAL",
@@ -82,7 +79,6 @@ __all__ = [
     "run_alert_tick",
     "run_balance_check",
     "run_catalog_refresh",
-    "run_clock",
     "run_daily_digest",
     "run_deposit_watch",
     "run_health_check",
@@ -327,20 +323,20 @@ def default_jobs(settings: Settings) -> tuple[JobSpec, ...]:
 
 
 def build_context(
-    core: Core,
-    poster: Poster | None = None,
+    settings: Settings,
     *,
-    jobs: Sequence[JobSpec] | None = None,
+    db: Database,
+    clock: Clock,
+    orders: OrderService,
+    gate: gate.GateClient,
     calls: CallRecorder | None = None,
+    poster: Poster | None = None,
+    jobs: Sequence[JobSpec] | None = None,
 ) -> JobContext:
-    """The job context of one process. ``calls`` defaults to ``core.extras["gate_calls"]`` (the
-    :class:`~gatebot.health.calls.CallRecorder` the runtime gave the Gate client as ``on_attempt``)."""
-    settings = core.settings
-    if calls is None:
-        found = core.extras.get("gate_calls")
-        calls = found if isinstance(found, CallRecorder) else None
+    """The job context of one process (``gatebot.runtime.job_context`` passes the core's services).
+    ``calls``: the :class:`~gatebot.health.calls.CallRecorder` the Gate client reports its attempts to."""
     return JobContext(
-        db=core.db, clock=core.clock, orders=core.orders, gate=core.gate, poster=poster or LogPoster(),
+        db=db, clock=clock, orders=orders, gate=gate, poster=poster or LogPoster(),
         policy=AlertPolicy.from_settings(settings), thresholds=dict(settings.gatebot_low_balance),
         jobs=tuple(jobs if jobs is not None else default_jobs(settings)), calls=calls,
         digest_hour=settings.gatebot_digest_hour,
@@ -607,27 +603,3 @@ def _trigger(spec: JobSpec) -> IntervalTrigger | CronTrigger:
 def _grace(spec: JobSpec) -> int:
     """A run late by less than one interval still happens (once, coalesced); later ones are dropped."""
     return max(1, int(spec.interval.total_seconds()))
-
-
-# -- gatebot clock -----------------------------------------------------------------------------------------------
-
-
-async def run_clock(
-    core: Core,
-    poster: Poster | None = None,
-    *,
-    jobs: Sequence[JobSpec] | None = None,
-    lease_ttl: float = DEFAULT_LEASE_TTL,
-    on_leadership: LeadershipHook | None = None,
-    stop: asyncio.Event | None = None,
-) -> None:
-    """``gatebot clock``: run the scheduler until SIGTERM/SIGINT (or ``stop`` is set), then shut it down
-    cleanly (running jobs finish, the lease is released)."""
-    ctx = build_context(core, poster, jobs=jobs)
-    scheduler = Scheduler(ctx, lease_ttl=lease_ttl, on_leadership=on_leadership)
-    with stop_on_signals(stop or asyncio.Event()) as stopped:
-        await scheduler.start()
-        try:
-            await stopped.wait()
-        finally:
-            await scheduler.shutdown()

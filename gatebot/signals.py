@@ -1,9 +1,10 @@
 """Stopping long-running commands (``gatebot serve``, ``socket``, ``clock``) on SIGTERM/SIGINT.
 
 Both signals mean the same: drain, stop the scheduler, release the lease, exit 0 (Heroku, systemd,
-Docker and Kubernetes stop processes with SIGTERM; a person presses Ctrl-C). Each command owns its
-shutdown, so no library may keep its own handlers meanwhile (uvicorn's re-raise the signal after
-serving, which killed ``gatebot serve`` with 143 before the scheduler stopped).
+Docker and Kubernetes stop processes with SIGTERM; a person presses Ctrl-C). The one stop sequence is
+:meth:`gatebot.runtime.Runtime.run`'s, the only user of :func:`stop_on_signals`; no library may keep
+its own handlers meanwhile (uvicorn's re-raise the signal after serving, which killed ``gatebot
+serve`` with 143 before the scheduler stopped).
 
 Must not import Slack or the scheduler.
 """

@@ -126,9 +126,9 @@ def test_an_unsettled_outcome_exits_3_and_recover_settles_it(
     build = runtime.gate_transport
 
     def failing_creates(*args: Any, **kwargs: Any) -> Any:
-        transport, app = build(*args, **kwargs)
-        app.state.sim.faults.create_error_rate = 1.0  # type: ignore[union-attr]
-        return transport, app
+        transport = build(*args, **kwargs)
+        transport.app.state.sim.faults.create_error_rate = 1.0  # type: ignore[union-attr]
+        return transport
 
     with monkeypatch.context() as m:
         m.setattr(runtime, "gate_transport", failing_creates)

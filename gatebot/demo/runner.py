@@ -10,7 +10,7 @@ What lives here
       the demo people (:data:`DEMO_PEOPLE`), ``GATEBOT_LOW_BALANCE=USD:500/100``, alerts in ``#gate-ops``
       and finance news in ``#finance``, short job intervals;
     * the **Slack emulator** (:class:`~gatebot.emulator.EmulatorServer`: the Web API on a loopback port);
-    * the **real Slack app** in HTTP mode (:func:`gatebot.slack.app.build_slack` +
+    * the **real Slack app** in HTTP mode (:func:`gatebot.runtime.build_runtime` +
       :func:`gatebot.slack.web.create_web_app`) served by uvicorn on another loopback port, its
       ``SLACK_API_URL`` pointing at the emulator, and a :class:`~gatebot.emulator.SlackDriver` that sends
       it signed requests as Slack would;
@@ -24,9 +24,11 @@ that moves only when told, with no timers at all, so a transcript is the same on
 each step (as the scheduler would have), so alerts fire, orders complete and deposits are announced.
 
 :class:`Settler` is how the demo knows the app has finished reacting: it waits until every task started
-since a mark (request handlers, work Bolt does after ``ack()``, the notifier's posts) is done.
+since a mark (request handlers, work Bolt does after ``ack()``, the notifier's posts) is done and the
+store has no unit of work in flight (``Database.busy``).
 
-May import everything (it is a composition root, like ``runtime``/``cli``).
+May import everything; the demo's pieces come from :mod:`gatebot.runtime`'s builders (it wires only the
+stand-ins: the sandbox, the emulator and the terminal around them).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import secrets
 import tempfile
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -50,13 +52,12 @@ import httpx
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from sqlalchemy import Engine, event
 
-from gatebot import monitor
 from gatebot.clock import Clock, ManualClock, OffsetClock
 from gatebot.config import Settings
 from gatebot.emulator import EmulatorServer, LoopbackServer, SlackDriver, Workspace
-from gatebot.jobs import JobContext, JobOutcome, JobSpec, Scheduler, build_context, run_job
-from gatebot.monitor import SCHEDULER_LEASE
-from gatebot.runtime import Core, core
+from gatebot.health.job_runs import SCHEDULER_LEASE, register_job
+from gatebot.jobs import JobContext, JobOutcome, JobSpec, Scheduler, run_job
+from gatebot.runtime import Core, build_core, build_runtime, build_scheduler, job_context
 from gatebot.sandbox.app import create_app as create_sandbox
 from gatebot.sandbox.simulator import SandboxConfig, Simulator
 from gatebot.store import repo
@@ -193,6 +194,9 @@ class Settler:
 
     def __init__(self) -> None:
         self.daemons: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        #: Whether the store has a unit of work in flight (``Database.busy``): its caller may be gone
+        #: (cancelled) while the work still runs to its commit, so no task shows it.
+        self.store_busy: Callable[[], bool] = lambda: False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous: Any = None
 
@@ -241,6 +245,12 @@ class Settler:
         quiet_turns = 0
         while True:
             busy = self._busy(before)
+            if not busy and self.store_busy():
+                quiet_turns = 0
+                if loop.time() >= deadline:
+                    return False
+                await asyncio.sleep(0.001)  # the store's worker thread finishes the unit of work
+                continue
             if not busy:
                 quiet_turns += 1
                 if quiet_turns >= 5:  # callbacks scheduled with call_soon may still create tasks
@@ -310,8 +320,9 @@ class JobRunner:
         if self.scheduler is not None:
             await self.scheduler.lease_step()
             return
-        with self.ctx.db.session() as s:
-            repo.try_acquire_lease(s, SCHEDULER_LEASE, self.owner, self.clock.now(), LEASE_TTL.total_seconds())
+        now = self.clock.now()
+        await self.ctx.db.run(
+            lambda s: repo.try_acquire_lease(s, SCHEDULER_LEASE, self.owner, now, LEASE_TTL.total_seconds()))
 
     async def run(self, name: str) -> JobOutcome:
         """One job now (through the live scheduler when there is one), then wait for what it set off."""
@@ -329,8 +340,8 @@ class JobRunner:
         now = self.clock.now()
         if self.scheduler is None:
             await self.keep_lease()
-        for spec in self.specs:
-            monitor.register_job(self.ctx.db, spec.name, spec.interval, now)
+        specs = self.specs
+        await self.ctx.db.run(lambda s: [register_job(s, spec.name, spec.interval, now) for spec in specs])
         self.ctx.started_at = now
         if run_all:
             for spec in self.specs:
@@ -474,7 +485,6 @@ async def running_demo(*, db: Path | None = None, live: bool = False) -> AsyncIt
     migrated if needed), else a temporary one.
     """
     from gatebot.slack.alert_poster import AlertPoster, app_home_link
-    from gatebot.slack.app import build_slack
     from gatebot.slack.web import EVENTS_PATH, create_web_app
 
     clock = _clock(live)
@@ -501,48 +511,44 @@ async def running_demo(*, db: Path | None = None, live: bool = False) -> AsyncIt
         sim: Simulator = sandbox.state.sim
         settings = demo_settings(database_url=database_url, slack_api_url=emulator.api_url, bot_token=bot_token,
                                  signing_secret=signing_secret, live=live)
-        the_core = await stack.enter_async_context(
-            core(settings, clock=clock, gate_transport_override=httpx.ASGITransport(app=sandbox)))
-        the_core.sandbox_app = sandbox
+        the_core = build_core(settings, clock=clock, gate_transport=httpx.ASGITransport(app=sandbox))
+        stack.push_async_callback(the_core.aclose)  # if building the rest fails; rt.stop() closes it too
         _relax_sqlite(the_core.db.engine)
+        settler.store_busy = lambda: the_core.db.busy  # a unit of work in flight is work too
 
         home = app_home_link(emulator.api_url, team_id=workspace.team_id, app_id=workspace.app_id)
-        poster = AlertPoster.from_core(the_core, link_for=lambda _key: (home, "Open gatebot"))
-        ctx = build_context(the_core, poster)
-        scheduler = Scheduler(ctx) if live else None
-        runner = JobRunner(ctx, clock, settler, scheduler=scheduler)
-        # The Slack app reports on the scheduler (/gate health, /healthz).
-        app, deps = build_slack(the_core, scheduler=scheduler if scheduler is not None else CatchUpScheduler(runner))
+        poster = AlertPoster.for_settings(settings, db=the_core.db, clock=clock,
+                                          link_for=lambda _key: (home, "Open gatebot"))
+        if live:  # the real APScheduler runs the jobs; the Slack app reports on it (/gate health, /healthz)
+            scheduler = build_scheduler(the_core, poster)
+            runner = JobRunner(scheduler.ctx, clock, settler, scheduler=scheduler)
+            rt = build_runtime(the_core, slack="http", scheduler=scheduler)
+        else:  # jobs run when time is advanced; the app reports on them through a CatchUpScheduler
+            scheduler = None
+            runner = JobRunner(job_context(the_core, poster), clock, settler)
+            rt = build_runtime(the_core, slack="http", jobs=False, scheduler_view=CatchUpScheduler(runner))
+        assert rt.slack is not None
 
-        app_server = LoopbackServer(create_web_app(app, deps))
+        app_server = LoopbackServer(create_web_app(rt.slack.app, rt.slack.deps))
         await app_server.start()
+        stack.push_async_callback(rt.stop)  # after the app server: drain, scheduler, notifier, close
         stack.push_async_callback(app_server.stop)
-        if deps.notifier is not None:
-            stack.push_async_callback(_drain, deps.notifier)
 
         driver = emulator.driver(app_server.url + EVENTS_PATH, signing_secret)
         stack.push_async_callback(driver.aclose)
 
-        runtime = DemoRuntime(workspace=workspace, emulator=emulator, app_server=app_server, driver=driver,
-                              core=the_core, sim=sim, clock=clock, settings=settings, jobs=runner,
-                              settler=settler, db_path=db_path, live=live, scheduler=scheduler)
+        demo = DemoRuntime(workspace=workspace, emulator=emulator, app_server=app_server, driver=driver,
+                           core=the_core, sim=sim, clock=clock, settings=settings, jobs=runner,
+                           settler=settler, db_path=db_path, live=live, scheduler=scheduler)
         settler.adopt_running()
         if scheduler is not None:
             await the_core.orders.refresh_catalog()  # the first /gate buy finds products at once
-            await scheduler.start()
-            stack.push_async_callback(scheduler.shutdown)
+            await rt.start()
             settler.adopt_running()  # the lease loop
             await runner.start(run_all=False)
         else:
             await runner.start()
-        yield runtime
-
-
-async def _drain(notifier: Any) -> None:
-    try:
-        await notifier.drain(5.0)
-    except TimeoutError:
-        log.warning("stopped with order notifications still unsent")
+        yield demo
 
 
 def parse_duration(text: str) -> timedelta:

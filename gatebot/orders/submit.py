@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from gatebot import gate
+from gatebot.logcontext import log_context
 from gatebot.orders.balances import Balances
 from gatebot.orders.model import OrderDraft, OrderInvalid, Quote, order_id_of
 from gatebot.orders.recording import _SUBMITTABLE, Recording
@@ -157,8 +158,13 @@ class Submitting(Validation, Balances, Recording):
     async def submit(self, order_id: int, *, actor: str = "system:submit") -> Order:
         """Send (or re-send) an order's create request with its own key and body; record the answer.
 
-        The attempt is counted and committed (its own unit of work) before the request leaves.
+        The attempt is counted and committed (its own unit of work) before the request leaves. Every log
+        line of the attempt — the Gate client's included — names the order (``order`` in JSON logs).
         """
+        with log_context(order=f"#{order_id}"):
+            return await self._submit(order_id, actor=actor)
+
+    async def _submit(self, order_id: int, *, actor: str) -> Order:
         now = self.clock.now()
 
         def count_attempt(s: Session) -> tuple[Order, dict[str, Any] | None]:
@@ -177,28 +183,29 @@ class Submitting(Validation, Balances, Recording):
         order, body = await self.db.run(count_attempt)
         if body is None:
             return order
-        key = order.idempotency_key
-        try:
-            result = await self.gate.create_order(body, idempotency_key=key)
-        except gate.GateInsufficientBalance as exc:
-            reason = (f"Gate says the {order.currency} balance is too low. "
-                      + ("It will be retried automatically, with the same key, when a deposit posts."
-                         if self.resume_on_deposit else "Place it again after a deposit posts."))
-            return await self._transition(order_id, OrderStatus.WAITING_FUNDS, actor=actor, reason=reason,
-                                    error_code=exc.code)
-        except gate.GateIdempotencyConflict as exc:
-            return await self._transition(order_id, OrderStatus.REJECTED, actor=actor, error_code=exc.code,
-                                    reason="Gate holds a different order under this key; nothing more will "
-                                           "be sent. Ask an admin to check it at Gate.")
-        except (gate.GateRejected, gate.GateNotFound, gate.GateUnauthorized) as exc:
-            return await self._transition(order_id, OrderStatus.REJECTED, actor=actor, error_code=exc.code,
-                                    reason=f"Gate refused the order: {exc.message}")
-        except gate.GateError as exc:
-            # Timeout, reset, 5xx, 429, unreadable answer: the order may exist. Same key next time.
-            log.warning("order #%s outcome unknown (%s); will retry with the same key", order_id,
-                        type(exc).__name__)
-            return await self._transition(order_id, OrderStatus.UNKNOWN, actor=actor, error_code=exc.code,
-                                    reason="Gate did not give a clear answer; retrying with the same key "
-                                           "(no duplicate can be created).")
-        return await self._apply_gate_order(order_id, result.order, actor=actor)
+        with log_context(external_ref=order.external_ref):
+            key = order.idempotency_key
+            try:
+                result = await self.gate.create_order(body, idempotency_key=key)
+            except gate.GateInsufficientBalance as exc:
+                reason = (f"Gate says the {order.currency} balance is too low. "
+                          + ("It will be retried automatically, with the same key, when a deposit posts."
+                             if self.resume_on_deposit else "Place it again after a deposit posts."))
+                return await self._transition(order_id, OrderStatus.WAITING_FUNDS, actor=actor, reason=reason,
+                                        error_code=exc.code)
+            except gate.GateIdempotencyConflict as exc:
+                return await self._transition(order_id, OrderStatus.REJECTED, actor=actor, error_code=exc.code,
+                                        reason="Gate holds a different order under this key; nothing more will "
+                                               "be sent. Ask an admin to check it at Gate.")
+            except (gate.GateRejected, gate.GateNotFound, gate.GateUnauthorized) as exc:
+                return await self._transition(order_id, OrderStatus.REJECTED, actor=actor, error_code=exc.code,
+                                        reason=f"Gate refused the order: {exc.message}")
+            except gate.GateError as exc:
+                # Timeout, reset, 5xx, 429, unreadable answer: the order may exist. Same key next time.
+                log.warning("order #%s outcome unknown (%s); will retry with the same key", order_id,
+                            type(exc).__name__)
+                return await self._transition(order_id, OrderStatus.UNKNOWN, actor=actor, error_code=exc.code,
+                                        reason="Gate did not give a clear answer; retrying with the same key "
+                                               "(no duplicate can be created).")
+            return await self._apply_gate_order(order_id, result.order, actor=actor)
 

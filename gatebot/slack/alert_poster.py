@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from slack_sdk.errors import SlackApiError
@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gatebot.alerts import Notification, PolicyState
 from gatebot.alerts import stored as alert_store
 from gatebot.clock import Clock
+from gatebot.config import Settings
 from gatebot.finance.deposits import DepositNotice
 from gatebot.finance.digest import Digest, DigestLine
 from gatebot.slack import ids
@@ -50,11 +51,8 @@ from gatebot.slack.blocks.common import (
     slack_date,
     truncate,
 )
-from gatebot.slack.listeners import SLACK_FAILURES, error_code
+from gatebot.slack.failures import SLACK_FAILURES, error_code
 from gatebot.store.db import Database
-
-if TYPE_CHECKING:
-    from gatebot.runtime import Core
 
 __all__ = ["AlertPoster", "LinkFor", "alert_card", "app_home_link", "deposit_message", "digest_message", "ledger_hint",
            "thread_text"]
@@ -230,10 +228,10 @@ class AlertPoster:
         self._warned: set[str] = set()
 
     @classmethod
-    def from_core(cls, core: Core, client: AsyncWebClient | None = None, **options: Any) -> AlertPoster:
-        """A poster for ``core``'s settings; ``client`` defaults to one for ``SLACK_BOT_TOKEN`` at
-        ``SLACK_API_URL`` that retries rate-limited calls."""
-        settings = core.settings
+    def for_settings(cls, settings: Settings, *, db: Database, clock: Clock, client: AsyncWebClient | None = None,
+                     **options: Any) -> AlertPoster:
+        """A poster for ``settings``' channels over ``db``; ``client`` defaults to one for
+        ``SLACK_BOT_TOKEN`` at ``SLACK_API_URL`` that retries rate-limited calls."""
         if client is None:
             from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 
@@ -242,7 +240,7 @@ class AlertPoster:
             client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(),
                                     base_url=settings.slack_api_url,
                                     retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)])
-        return cls(client, db=core.db, clock=core.clock, alert_channel=settings.gatebot_alert_channel,
+        return cls(client, db=db, clock=clock, alert_channel=settings.gatebot_alert_channel,
                    finance_channel=settings.gatebot_finance_channel, **options)
 
     # -- routing ---------------------------------------------------------------------------------------

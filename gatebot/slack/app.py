@@ -1,11 +1,10 @@
-"""The Bolt app: :func:`create_app` (client, signing secret, error handler, listeners) and :func:`build_slack`.
+"""The Bolt app: :func:`create_app` (client, signing secret, error handler, listeners), its settings check and
+Web API client, and :func:`drain_listeners` (stopping waits for work still running after an ack).
 
-:func:`build_slack` is what ``gatebot serve`` / ``gatebot socket`` call (through
-:func:`gatebot.slack.web.run_http` and :func:`gatebot.slack.socket.run_socket`): it checks the Slack
-settings — refusing to start without ``SLACK_BOT_TOKEN``, and without ``SLACK_SIGNING_SECRET`` in HTTP
-mode (Bolt would answer every request 500) — builds one ``AsyncWebClient`` pointed at
-``SLACK_API_URL`` (Slack, GovSlack or a local fake) with a retry handler for HTTP 429, the roles, the
-:class:`~gatebot.slack.notifier.Notifier` (subscribed to the core's order events) and the app.
+:func:`gatebot.runtime.build_slack` assembles the Slack surface from these: :func:`check_settings` refuses
+to start without ``SLACK_BOT_TOKEN``, and without ``SLACK_SIGNING_SECRET`` in HTTP mode (Bolt would answer
+every request 500); :func:`make_client` is one ``AsyncWebClient`` pointed at ``SLACK_API_URL`` (Slack,
+GovSlack or a local fake) with a retry handler for HTTP 429.
 
 Listeners are grouped by surface; each module's ``register(app, deps)`` reads as its routing table.
 One ``@app.error`` handler logs without secrets (no payloads: they may hold customer accounts) and
@@ -14,8 +13,8 @@ an unverified body's ``response_url``, channel and user are never used. HTTP req
 :mod:`gatebot.slack.edge`, so Bolt's own signature check is off; a middleware refuses any HTTP
 request that did not come through the edge.
 
-Nothing happens at import time. Must not import the scheduler (the CLI hands a started-or-not
-:class:`~gatebot.slack.deps.Scheduler` in).
+Nothing happens at import time. Must not import the scheduler or ``gatebot.runtime`` (the runtime hands
+the pieces in).
 """
 
 from __future__ import annotations
@@ -36,11 +35,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from gatebot import monitor
 from gatebot.config import ConfigError, Settings
-from gatebot.runtime import Core
 from gatebot.slack.blocks.messages import error_message
-from gatebot.slack.deps import Deps, Scheduler, StatusSource
+from gatebot.slack.deps import Deps
 from gatebot.slack.edge import is_verified
 from gatebot.slack.listeners import (
     APOLOGY,
@@ -54,10 +51,8 @@ from gatebot.slack.listeners import (
 )
 from gatebot.slack.listeners import alerts as alert_listeners
 from gatebot.slack.metrics import MeteredWebClient
-from gatebot.slack.notifier import Notifier
-from gatebot.slack.roles import Roles
 
-__all__ = ["SlackConfigError", "build_notifier", "build_slack", "check_settings", "create_app", "make_client"]
+__all__ = ["SlackConfigError", "check_settings", "create_app", "drain_listeners", "make_client"]
 
 log = logging.getLogger(__name__)
 
@@ -138,31 +133,6 @@ def create_app(deps: Deps, *, client: AsyncWebClient | None = None, socket_mode:
     return app
 
 
-def _default_monitor() -> StatusSource:
-    return monitor  # the module satisfies the StatusSource protocol
-
-
-def build_slack(core: Core, *, scheduler: Scheduler | None = None, socket_mode: bool = False,
-                monitor: StatusSource | None = None) -> tuple[AsyncApp, Deps]:
-    """Everything the Slack surface needs for ``core``; subscribes the notifier to ``core.events``.
-
-    Call once per core (a second call would subscribe a second notifier).
-    """
-    check_settings(core.settings, socket_mode=socket_mode)
-    client = make_client(core.settings)
-    roles = Roles.from_settings(core.settings, client=client, clock=core.clock)
-    notifier = Notifier(core, client)
-    deps = Deps(core=core, roles=roles, monitor=monitor or _default_monitor(), notifier=notifier,
-                scheduler=scheduler)
-    app = create_app(deps, client=client, socket_mode=socket_mode)
-    notifier.subscribe(core.events)
-    return app, deps
-
-
-#: How long a stopping process waits for order notifications still being posted.
-DRAIN_TIMEOUT = 10.0
-
-
 #: The coroutine Bolt runs a listener in after the ack (``process_before_response=False``). Bolt starts it
 #: with ``ensure_future`` and keeps no handle, so stopping finds these tasks by name; if Bolt renames it,
 #: stopping merely stops waiting for them.
@@ -179,32 +149,6 @@ async def drain_listeners(within: float) -> None:
     _done, left = await asyncio.wait(running, timeout=within)
     if left:
         log.warning("stopped with %d Slack request(s) still being handled", len(left))
-
-
-async def shut_down(deps: Deps, scheduler: Scheduler | None) -> None:
-    """Let the listeners still working after their ack finish, stop the in-process scheduler (running jobs
-    finish, the lease is released), then let the notifier finish posting what the last order events asked
-    for. Each wait is bounded by :data:`DRAIN_TIMEOUT`."""
-    await drain_listeners(DRAIN_TIMEOUT)
-    if scheduler is not None:
-        await scheduler.shutdown()
-    if deps.notifier is not None:
-        try:
-            await deps.notifier.drain(DRAIN_TIMEOUT)
-        except TimeoutError:
-            log.warning("stopped with order notifications still unsent; the next order event re-renders them")
-
-
-def build_notifier(core: Core) -> Notifier:
-    """A subscribed notifier alone, for a process without the Slack app (``gatebot clock``): order
-    events from the tracking job still edit the status messages and deliver codes."""
-    problems = [] if core.settings.slack_bot_token else ["SLACK_BOT_TOKEN is not set: order messages cannot be "
-                                                          "updated from this process."]
-    if problems:
-        raise SlackConfigError(problems)
-    notifier = Notifier(core, make_client(core.settings))
-    notifier.subscribe(core.events)
-    return notifier
 
 
 async def _only_verified(req: AsyncBoltRequest, next_: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:

@@ -1,6 +1,6 @@
-"""What every listener needs, in one object: the core, roles, the status source, the notifier.
+"""What every listener needs, in one object: the core services it calls, roles, the status source, the notifier.
 
-:class:`Deps` is built once per process by :func:`gatebot.slack.app.build_slack` and captured by the
+:class:`Deps` is built once per process by :func:`gatebot.runtime.build_slack` and captured by the
 listeners' closures (Bolt cannot inject custom keyword arguments). It also carries the small pieces of
 per-process state the listeners share: locks that serialise a draft's placement, and the ids of the
 Events API deliveries already handled (Slack retries with the same ``event_id``).
@@ -17,21 +17,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from gatebot.alerts import OpenAlert
 from gatebot.clock import Clock
 from gatebot.config import Settings
+from gatebot.gate import GateClient
 from gatebot.gate.models import Health
 from gatebot.orders import OrderService
-from gatebot.runtime import Core
 from gatebot.slack.blocks.common import HealthCheck
 from gatebot.slack.roles import Roles
 from gatebot.store import repo
@@ -44,12 +45,14 @@ __all__ = ["Deps", "JobStatusView", "Scheduler", "StatusReport", "StatusSource"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 #: How many Events API ``event_id``s are remembered to drop Slack's retries.
 SEEN_EVENTS = 2048
 
 
 class JobStatusView(Protocol):
-    """One scheduled job as ``monitor.job_status`` reports it."""
+    """One scheduled job as ``StatusSource.job_status`` reports it."""
 
     @property
     def name(self) -> str: ...
@@ -62,12 +65,13 @@ class JobStatusView(Protocol):
 
 
 class StatusSource(Protocol):
-    """Alerts, circuit, jobs and scheduler as the database records them (``gatebot.monitor``)."""
+    """Alerts, circuit, jobs and scheduler as the store records them, read inside one unit of work
+    (``await db.run(...)``); :mod:`gatebot.health.status` is the one implementation."""
 
-    def open_alerts(self, db: Database, now: datetime) -> list[OpenAlert]: ...
-    def circuit_open(self, db: Database) -> bool: ...
-    def job_status(self, db: Database, now: datetime) -> Sequence[JobStatusView]: ...
-    def scheduler_status(self, db: Database, now: datetime) -> dict[str, Any]: ...
+    def open_alerts(self, s: Session, now: datetime) -> list[OpenAlert]: ...
+    def gate_down(self, s: Session) -> bool: ...
+    def job_status(self, s: Session, now: datetime) -> Sequence[JobStatusView]: ...
+    def scheduler_status(self, s: Session, now: datetime) -> dict[str, Any]: ...
 
 
 class Scheduler(Protocol):
@@ -193,11 +197,17 @@ class StatusReport:
 
 @dataclass
 class Deps:
-    """The listeners' dependencies. ``balance_wait`` bounds the modal's balance check (3 s budget)."""
+    """The listeners' dependencies: the core services they call (not the whole runtime). ``gate`` is only
+    for the ``/health`` probe and the deposits list. ``balance_wait`` bounds the modal's balance check
+    (3 s budget)."""
 
-    core: Core
+    settings: Settings
+    db: Database
+    clock: Clock
+    orders: OrderService
+    gate: GateClient
     roles: Roles
-    monitor: StatusSource
+    status: StatusSource
     notifier: Notifier | None = None
     scheduler: Scheduler | None = None
     balance_wait: float = 1.5
@@ -206,34 +216,25 @@ class Deps:
     draft_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _seen_events: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
-    # -- shortcuts ------------------------------------------------------------------------------------
-    @property
-    def settings(self) -> Settings:
-        return self.core.settings
-
-    @property
-    def db(self) -> Database:
-        return self.core.db
-
-    @property
-    def orders(self) -> OrderService:
-        return self.core.orders
-
-    @property
-    def clock(self) -> Clock:
-        return self.core.clock
-
     def now(self) -> datetime:
-        return self.core.clock.now()
+        return self.clock.now()
 
     # -- shared state ----------------------------------------------------------------------------------
-    def audit(self, *, actor: str, action: str, target: str | None, allowed: bool, detail: str | None = None) -> None:
-        """Record who did (or was refused) what. ``detail`` is for people: never a code or an account."""
-        with self.db.session() as s:
-            repo.audit(s, actor=actor, action=action, target=target, allowed=allowed, detail=detail, now=self.now())
-            s.commit()
+    async def record_audit(self, *, actor: str, action: str, target: str | None, allowed: bool,
+                           detail: str | None = None) -> None:
+        """Record who did (or was refused) what, off the event loop. ``detail`` is for people: never a code
+        or an account."""
+        now = self.now()
+        await self.db.run(lambda s: repo.audit(s, actor=actor, action=action, target=target, allowed=allowed,
+                                               detail=detail, now=now))
         if not allowed:
             log.info("refused %s to %s (%s)", action, actor, detail or "no role")
+
+    async def off_loop(self, work: Callable[[], T]) -> T:
+        """``work()`` on the store's worker thread, for core calls that open their own sessions (the
+        finance exports take the database): the loop never waits on them, and ``db.busy`` covers them
+        (the demo waits for it). Code that takes a session uses ``db.run``."""
+        return await self.db.run(lambda _session: work())
 
     def draft_lock(self, draft_id: str) -> asyncio.Lock:
         """One lock per modal draft: two "Place order" clicks run one after the other in this process
@@ -260,21 +261,18 @@ class Deps:
         now = self.now()
         report = StatusReport(at=now, database_ok=True)
         try:
-            with self.db.session() as s:
-                s.execute(text("SELECT 1"))
+            report.circuit_open, report.jobs, report.lease = await self.db.run(lambda s: self._stored_status(s, now))
         except SQLAlchemyError as exc:
             report.database_ok = False
             report.database_error = type(exc).__name__
         if probe_gate:
-            report.gate = await self.core.gate.health()
-        if report.database_ok:
-            try:
-                report.circuit_open = self.monitor.circuit_open(self.db)
-                report.jobs = list(self.monitor.job_status(self.db, now))
-                report.lease = self.monitor.scheduler_status(self.db, now)
-            except SQLAlchemyError as exc:
-                report.database_ok = False
-                report.database_error = type(exc).__name__
+            report.gate = await self.gate.health()
         if self.scheduler is not None:
             report.local_scheduler = self.scheduler.status()
         return report
+
+    def _stored_status(self, s: Session, now: datetime) -> tuple[bool, list[JobStatusView], dict[str, Any]]:
+        """Circuit, jobs and lease as the store records them (one unit of work; a database that cannot
+        answer raises here)."""
+        s.execute(text("SELECT 1"))
+        return self.status.gate_down(s), list(self.status.job_status(s, now)), self.status.scheduler_status(s, now)

@@ -31,21 +31,21 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import Session
 
+from gatebot.clock import Clock
 from gatebot.events import Event, EventBus
-from gatebot.runtime import Core
 from gatebot.slack.blocks.messages import order_delivery_dm, order_message, order_thread_note
+from gatebot.slack.failures import SLACK_FAILURES, error_code
 from gatebot.slack.roles import is_user_id
 from gatebot.store import repo
+from gatebot.store.db import Database
 from gatebot.store.models import Order, OrderHistory, OrderStatus
 
-__all__ = ["FALLBACK_ERRORS", "Notifier"]
+__all__ = ["FALLBACK_ERRORS", "Notifier", "NotifierServices"]
 
 log = logging.getLogger(__name__)
 
@@ -58,20 +58,44 @@ _GONE_ERRORS = frozenset({"message_not_found", "channel_not_found", "is_archived
 CLAIM_TIMEOUT = timedelta(seconds=60)
 #: How often undelivered codes (a DM that failed) are retried, piggybacking on order events.
 RETRY_EVERY = timedelta(minutes=5)
-SlackFailure = (SlackApiError, aiohttp.ClientError, TimeoutError, OSError)
+SlackFailure = SLACK_FAILURES  # the one definition: gatebot.slack.failures
+_error_code = error_code  # the one definition: gatebot.slack.failures
 
 
-def _error_code(exc: BaseException) -> str:
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error", "unknown_error"))
-    return type(exc).__name__
+class OrderReader(Protocol):
+    """What the notifier reads about an order (``gatebot.orders.OrderService`` has it)."""
+
+    def content(self, order: Order) -> dict[str, Any] | None: ...
+
+
+class ResumeSetting(Protocol):
+    """The one setting the notifier reads (``gatebot.config.Settings`` has it)."""
+
+    @property
+    def gatebot_resume_on_deposit(self) -> bool: ...
+
+
+class NotifierServices(Protocol):
+    """What the notifier calls: the store, the order reader, the clock, the event bus and one setting
+    (``gatebot.runtime.Core`` satisfies it)."""
+
+    @property
+    def db(self) -> Database: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def events(self) -> EventBus: ...
+    @property
+    def orders(self) -> OrderReader: ...
+    @property
+    def settings(self) -> ResumeSetting: ...
 
 
 class Notifier:
     """Posts and updates order status messages and delivers codes by DM."""
 
-    def __init__(self, core: Core, client: AsyncWebClient, *, claim_wait: float = 5.0) -> None:
-        self.core = core
+    def __init__(self, services: NotifierServices, client: AsyncWebClient, *, claim_wait: float = 5.0) -> None:
+        self.core = services
         self.client = client
         #: How long a later event waits for another process's first post of the same order.
         self.claim_wait = claim_wait

@@ -108,12 +108,6 @@ class Roles:
         """Whether the user may act as ``role`` (``None``: anyone)."""
         return role is None or bool({role, ROLE_ADMIN} & await self.of(user_id))
 
-    async def may_see_codes(self, user_id: str, *, requester: str | None) -> bool:
-        """The requester always sees their own codes; others only with a role in ``GATEBOT_CODE_ROLES``."""
-        if requester is not None and user_id == requester:
-            return True
-        return bool(self.code_roles & await self.of(user_id))
-
     def forget(self) -> None:
         """Drop the cached group members (the next question asks Slack again)."""
         self._cache.clear()

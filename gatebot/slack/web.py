@@ -11,11 +11,10 @@
   missing or wrong token there is 401.
 * :func:`serve` — uvicorn (a production ASGI server; Bolt's ``app.start()`` is a development server) on
   ``host:port``, until :func:`run_http` stops it (on SIGINT/SIGTERM: it installs no handlers of its own).
-* :func:`run_http` — what ``gatebot serve`` runs: checks the Slack settings (a clear
-  :class:`~gatebot.slack.app.SlackConfigError` without ``SLACK_SIGNING_SECRET`` / ``SLACK_BOT_TOKEN``),
-  builds the app, starts the scheduler (if given) and serves on ``$PORT``.
+* :func:`run_http` — what ``gatebot serve`` runs: serves a :class:`~gatebot.runtime.Runtime`'s app on
+  ``$PORT`` through :meth:`~gatebot.runtime.Runtime.run` (start, serve until a signal, the one stop sequence).
 
-Nothing happens at import time. Must not import the scheduler library (it is passed in).
+Nothing happens at import time. Must not import the scheduler library; ``gatebot.runtime`` only for types.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ import contextlib
 import hmac
 import logging
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import uvicorn
 from slack_bolt.async_app import AsyncApp
@@ -33,12 +33,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gatebot.runtime import Core
-from gatebot.signals import stop_on_signals
-from gatebot.slack.app import build_slack, shut_down
-from gatebot.slack.deps import Deps, Scheduler
+from gatebot.slack.deps import Deps
 from gatebot.slack.edge import SlackEdge
 from gatebot.slack.metrics import AckTimer, metrics_endpoint
+
+if TYPE_CHECKING:
+    from gatebot.runtime import Runtime
 
 __all__ = ["EVENTS_PATH", "HEALTH_PATH", "create_web_app", "run_http", "serve"]
 
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"
-#: How long shutdown waits for order notifications still being sent to Slack.
 
 
 def create_web_app(app: AsyncApp, deps: Deps) -> Starlette:
@@ -127,23 +126,17 @@ async def serve(web: Starlette, *, host: str, port: int, log_level: str = "info"
             await watcher
 
 
-async def run_http(core: Core, *, port: int, host: str = "0.0.0.0", scheduler: Scheduler | None = None,
-                   stop: asyncio.Event | None = None, on_ready: Callable[[str], None] | None = None) -> None:
-    """``gatebot serve``: the Slack app over HTTP on ``host:port`` (plus ``scheduler`` in this process),
-    until SIGINT/SIGTERM or ``stop``; then in-flight requests finish, the scheduler stops (releasing the
-    lease) and it returns normally. A second signal stops waiting for open requests.
+async def run_http(rt: Runtime, *, port: int, host: str = "0.0.0.0", stop: asyncio.Event | None = None,
+                   on_ready: Callable[[str], None] | None = None) -> None:
+    """``gatebot serve``: ``rt``'s Slack app over HTTP on ``host:port`` (plus its scheduler, if any) until
+    SIGINT/SIGTERM or ``stop``; then :meth:`~gatebot.runtime.Runtime.stop` runs its one stop sequence and
+    this returns normally. A second signal stops waiting for open requests."""
+    if rt.slack is None:
+        raise ValueError("this runtime has no Slack app: build it with slack='http'")
+    web = create_web_app(rt.slack.app, rt.slack.deps)
 
-    Raises :class:`~gatebot.slack.app.SlackConfigError` before anything starts when the Slack settings
-    are incomplete.
-    """
-    app, deps = build_slack(core, scheduler=scheduler)
-    web = create_web_app(app, deps)
-    hurry = asyncio.Event()
-    with stop_on_signals(stop or asyncio.Event(), again=hurry.set) as stopped:
-        if scheduler is not None:
-            await scheduler.start()
-        try:
-            await serve(web, host=host, port=port, log_level=core.settings.gatebot_log_level, stop=stopped,
-                        hurry=hurry, on_ready=on_ready)
-        finally:
-            await shut_down(deps, scheduler)
+    async def serving(stopped: asyncio.Event, hurry: asyncio.Event) -> None:
+        await serve(web, host=host, port=port, log_level=rt.settings.gatebot_log_level, stop=stopped,
+                    hurry=hurry, on_ready=on_ready)
+
+    await rt.run(serving, stop=stop)

@@ -24,10 +24,10 @@ from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY, Settings, load_set
 from gatebot.emulator import EmulatorServer, Message, Workspace
 from gatebot.events import EventBus
 from gatebot.gate import GateClient, RetryPolicy
-from gatebot.jobs import JobContext, JobOutcome, build_context, run_job
+from gatebot.jobs import JobContext, JobOutcome, run_job
 from gatebot.monitor import CallRecorder
 from gatebot.orders import OrderDraft, OrderService
-from gatebot.runtime import Core
+from gatebot.runtime import Core, job_context
 from gatebot.sandbox.app import create_app
 from gatebot.sandbox.simulator import SandboxConfig, Simulator
 from gatebot.slack.alert_poster import AlertPoster
@@ -141,12 +141,12 @@ async def build_harness(database: Database, url: str, emulator: EmulatorServer, 
     orders = OrderService(db=database, gate_client=client, cipher=cipher_from_key(TEST_KEY), clock=clock,
                           events=EventBus(), default_margin=Decimal("0"),
                           gate_available=lambda: not monitor.circuit_open(database))
-    core = Core(settings=conf, db=database, cipher=orders.cipher, gate=client, orders=orders, events=orders.events,
-                clock=clock, extras={"gate_calls": calls})
+    core = Core(settings=conf, db=database, cipher=orders.cipher, gate=client, gate_calls=calls, orders=orders,
+                events=orders.events, clock=clock)
     slack = AsyncWebClient(base_url=emulator.api_url, token=ws.bot_token)
     poster = AlertPoster(slack, db=database, clock=clock, alert_channel=OPS, finance_channel=FINANCE,
                          link_for=lambda _key: (HOME, "Open gatebot"))
-    ctx = build_context(core, poster)
+    ctx = job_context(core, poster)
     harness = Harness(clock=clock, db=database, sim=sim, settings=conf, core=core, ctx=ctx, ws=ws, slack=slack,
                       poster=poster, calls=calls)
     return harness, client

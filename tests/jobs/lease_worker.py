@@ -1,4 +1,4 @@
-"""A ``gatebot clock``-like process for the lease test: :func:`gatebot.jobs.run_clock` with every default
+"""A ``gatebot clock``-like process for the lease test: :meth:`gatebot.runtime.Runtime.run` with every default
 job (built-in sandbox, the database from ``DATABASE_URL``), plus a ``beat`` job every 0.2 s, on a short
 lease. It prints (stdout, one line each, prefixed with ``time.monotonic()``, which is system-wide on Linux):
 
@@ -19,9 +19,9 @@ import time
 from datetime import timedelta
 
 from gatebot.config import load_settings
-from gatebot.jobs import JobContext, JobSpec, default_jobs, run_clock
+from gatebot.jobs import JobContext, JobSpec, default_jobs
 from gatebot.monitor import LogPoster
-from gatebot.runtime import core
+from gatebot.runtime import build_core, build_runtime, until_stopped
 
 
 def say(*parts: str) -> None:
@@ -47,9 +47,9 @@ async def main(name: str, ttl: float) -> None:
         say("RAN", name)
 
     jobs = [*default_jobs(settings), JobSpec("beat", beat, timedelta(seconds=0.2), watched=False)]
-    async with core(settings) as c:
-        await run_clock(c, LogPoster(), jobs=jobs, lease_ttl=ttl,
-                        on_leadership=lambda leader, _why: say("LEADER" if leader else "FOLLOWER", name))
+    rt = build_runtime(build_core(settings), jobs=True, job_specs=jobs, poster=LogPoster(), lease_ttl=ttl,
+                       notifier=False, on_leadership=lambda leader, _why: say("LEADER" if leader else "FOLLOWER", name))
+    await rt.run(until_stopped)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,10 @@ it; clicks are signed like Slack's and the listener's Web API calls go to the em
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -22,28 +22,37 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gatebot import monitor
+from gatebot.clock import Clock
+from gatebot.config import Settings
 from gatebot.emulator import EmulatorServer, LoopbackServer, SlackDriver, find_action, running_asgi
-from gatebot.runtime import Core
 from gatebot.slack import ids
 from gatebot.slack.listeners.alerts import register
 from gatebot.store import repo
+from gatebot.store.db import Database
 from tests.jobs.conftest import OPS, Harness
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 SECRET = "alert-buttons-signing-secret"
+T = TypeVar("T")
 
 
 @dataclass
 class Deps:
-    core: Core
-    roles: Any = None
+    """What the alert buttons take (``AlertDeps``), over the harness's store and clock."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+
+    async def off_loop(self, work: Callable[[], T]) -> T:
+        return await self.db.run(lambda _session: work())
 
 
 @pytest.fixture
 def bolt(h: Harness, emulator: EmulatorServer) -> Iterator[LoopbackServer]:
     app = AsyncApp(client=AsyncWebClient(base_url=emulator.api_url, token=h.ws.bot_token), signing_secret=SECRET)
-    register(app, Deps(core=h.core))
+    register(app, Deps(settings=h.settings, db=h.db, clock=h.clock))
     handler = AsyncSlackRequestHandler(app)
 
     async def endpoint(request: Request) -> Response:

@@ -217,7 +217,7 @@ async def test_a_restart_continues_the_same_message(h: Harness) -> None:
     (alert,) = h.posts(OPS)
 
     # A new process: new poster, new job context, new Database object over the same store.
-    from gatebot.jobs import build_context
+    from gatebot.runtime import job_context
     from gatebot.store.db import Database, make_engine
 
     db2 = Database(make_engine(h.db.engine.url))
@@ -225,7 +225,7 @@ async def test_a_restart_continues_the_same_message(h: Harness) -> None:
         core2 = type(h.core)(**{**h.core.__dict__, "db": db2})
         poster2 = h.new_poster()
         poster2.db = db2
-        ctx2 = build_context(core2, poster2)
+        ctx2 = job_context(core2, poster2)
         h.ctx = ctx2
         h.sim.set_balance("USD", "420.00")
         await h.run("balance")

@@ -21,12 +21,12 @@ from gatebot.jobs import (
     Scheduler,
     default_jobs,
     describe_error,
-    run_clock,
     run_job,
 )
 from gatebot.logcontext import current
 from gatebot.money import Money
 from gatebot.orders import OrderDraft
+from gatebot.runtime import build_runtime, until_stopped
 from gatebot.sandbox.catalog import ALWAYS_FAILS_PRODUCT_ID
 from gatebot.store import repo
 from tests.jobs.conftest import FINANCE, OPS, Harness
@@ -368,8 +368,9 @@ async def test_run_clock_runs_until_stopped_and_releases_the_lease(h: Harness) -
         beat.set()
 
     stop = asyncio.Event()
-    task = asyncio.create_task(run_clock(h.core, h.poster, jobs=[JobSpec("beat", body, MIN)], lease_ttl=5,
-                                         stop=stop))
+    rt = build_runtime(h.core, jobs=True, job_specs=[JobSpec("beat", body, MIN)], poster=h.poster, lease_ttl=5,
+                       notifier=False)
+    task = asyncio.create_task(rt.run(until_stopped, stop=stop))
     await asyncio.wait_for(beat.wait(), timeout=5)  # runs once at once on becoming leader
     assert monitor.scheduler_status(h.db, h.clock.now())["holder"] is not None
     stop.set()

@@ -4,7 +4,7 @@
   each test gets a fresh :class:`Workspace` on a :class:`ManualClock`. The :class:`SlackDriver` sends
   signed requests to the app exactly as Slack does.
 * **The app** is gatebot's web app (Starlette + Bolt, :func:`gatebot.slack.web.create_web_app`) served by
-  uvicorn inside the test's event loop, built by :func:`gatebot.slack.app.build_slack` from real
+  uvicorn inside the test's event loop, built by :func:`gatebot.runtime.build_runtime` from real
   :class:`Settings` — the code path ``gatebot serve`` runs.
 * **Gate** is the sandbox in-process (``httpx.ASGITransport``) on the same clock: :meth:`Harness.complete`
   advances the clock past the sandbox's completion delay and runs the tracker instead of sleeping.
@@ -32,7 +32,6 @@ import pytest
 from slack_bolt.async_app import AsyncApp
 from sqlmodel import col, select
 
-from gatebot import monitor
 from gatebot.clock import ManualClock
 from gatebot.config import Settings
 from gatebot.emulator import (
@@ -45,11 +44,10 @@ from gatebot.emulator import (
     View,
     Workspace,
 )
-from gatebot.runtime import Core, core
+from gatebot.runtime import Core, build_runtime, core
 from gatebot.sandbox.app import create_app as create_sandbox
 from gatebot.sandbox.simulator import SandboxConfig, Simulator
 from gatebot.slack import ids
-from gatebot.slack.app import build_slack
 from gatebot.slack.blocks.limits import check_message, check_options, check_view
 from gatebot.slack.deps import Deps
 from gatebot.slack.listeners.order_flow import DRAFT_PREFIX
@@ -282,10 +280,12 @@ async def harness(emulator_server: EmulatorServer, workspace: Workspace, clock: 
     settings = scenario_settings(db_path=db_path, api_url=emulator_server.api_url, bot_token=workspace.bot_token,
                                  **settings_overrides)
     sandbox = create_sandbox(SandboxConfig(completion_delay=COMPLETION_DELAY), clock=clock)
-    async with core(settings, clock=clock, gate_transport_override=httpx.ASGITransport(app=sandbox)) as c:
+    async with core(settings, clock=clock, gate_transport=httpx.ASGITransport(app=sandbox)) as c:
         if load_catalog:
             await c.orders.refresh_catalog()
-        app, deps = build_slack(c, monitor=monitor)
+        rt = build_runtime(c, slack="http", jobs=False)
+        assert rt.slack is not None
+        app, deps = rt.slack.app, rt.slack.deps
         server = LoopbackServer(create_web_app(app, deps))
         await server.start()
         driver = emulator_server.driver(f"{server.url}/slack/events", SECRET)

@@ -205,7 +205,7 @@ async def test_a_failing_listener_is_answered_politely(harness: Harness, monkeyp
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the store exploded")
 
-    monkeypatch.setattr(h.deps.monitor, "open_alerts", broken)
+    monkeypatch.setattr(h.deps.status, "open_alerts", broken)
     await h.command(FINANCE, "balance")  # fails after the ack
     apology = await h.reply_to(FINANCE)
     assert apology.text.startswith("Sorry — something went wrong on gatebot's side")

@@ -9,8 +9,7 @@ from sqlalchemy import update
 
 from gatebot.events import Event
 from gatebot.orders import OrderDraft
-from gatebot.slack.app import make_client
-from gatebot.slack.notifier import Notifier
+from gatebot.runtime import build_notifier
 from gatebot.store.models import Order, OrderStatus
 
 from .conftest import OPS, OPS_CHANNEL, Harness
@@ -66,7 +65,7 @@ async def test_two_processes_deliver_the_code_once(harness: Harness) -> None:
     order = await place(h)
     await h.complete()
     assert order.id is not None
-    other = Notifier(h.core, make_client(h.core.settings))
+    other = build_notifier(h.core)
     with h.core.db.session() as s:  # as if the first process had not sent it yet
         s.execute(update(Order).values(dm_sent=False))
         s.commit()

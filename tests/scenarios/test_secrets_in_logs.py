@@ -88,3 +88,7 @@ async def test_no_secret_in_any_log_line(harness: Harness, level: str, fmt: logs
         assert all(r["time"].endswith("+00:00") for r in records)
         from_slack = [r for r in records if "request_id" in r]
         assert from_slack and all(r["slack_user"] == OPS for r in from_slack)
+        if level == "DEBUG":  # the Gate request of an order says which order it was for
+            refs = {order.external_ref for order in orders}
+            about_orders = [r for r in records if "order" in r and r.get("logger", "").startswith("gatebot.gate")]
+            assert about_orders and {r["external_ref"] for r in about_orders} <= refs

@@ -20,9 +20,9 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from gatebot.clock import ManualClock
 from gatebot.config import ConfigError, Settings
 from gatebot.emulator import EmulatorServer, Workspace, running_emulator
-from gatebot.runtime import Core, core
-from gatebot.slack.app import SlackConfigError, build_notifier, build_slack, check_settings
-from gatebot.slack.socket import run_socket, socket_handler
+from gatebot.runtime import Core, build_notifier, build_runtime, build_slack, core
+from gatebot.slack.app import SlackConfigError, check_settings
+from gatebot.slack.socket import socket_handler
 from gatebot.slack.web import run_http
 
 SECRET = "serving-test-signing-secret"
@@ -108,9 +108,9 @@ async def test_run_http_and_run_socket_refuse_before_starting(tmp_path: Path, sq
     scheduler = FakeScheduler()
     async with core(settings, clock=ManualClock()) as c:
         with pytest.raises(SlackConfigError, match="SLACK_SIGNING_SECRET"):
-            await run_http(c, port=0, host="127.0.0.1", scheduler=scheduler)
+            build_runtime(c, slack="http", scheduler=scheduler)
         with pytest.raises(SlackConfigError, match="SLACK_APP_TOKEN"):
-            await run_socket(c, scheduler=scheduler)
+            build_runtime(c, slack="socket", scheduler=scheduler)
     assert scheduler.events == [], "nothing started"
 
 
@@ -122,8 +122,8 @@ async def test_run_http_serves_slack_and_healthz_then_stops(the_core: Core, emul
     scheduler = FakeScheduler()
     stop = asyncio.Event()
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(run_http(the_core, port=0, host="127.0.0.1", scheduler=scheduler, stop=stop,
-                                        on_ready=ready.set_result))
+    rt = build_runtime(the_core, slack="http", scheduler=scheduler)
+    task = asyncio.create_task(run_http(rt, port=0, host="127.0.0.1", stop=stop, on_ready=ready.set_result))
     url = await asyncio.wait_for(ready, 5)
     async with httpx.AsyncClient(base_url=url) as http:
         alive = await http.get("/healthz")
@@ -162,8 +162,9 @@ async def test_the_same_app_answers_over_socket_mode(tmp_path: Path, sqlite_head
     settings = make_settings(tmp_path, sqlite_head_template, emulator, slack_signing_secret=None,
                              slack_app_token="xapp-1-A1-123-abc")
     async with core(settings, clock=ManualClock()) as c:
-        app, deps = build_slack(c, socket_mode=True)
-        handler = socket_handler(app, "xapp-1-A1-123-abc")
+        surface = build_slack(c, socket_mode=True)
+        deps = surface.deps
+        handler = socket_handler(surface.app, "xapp-1-A1-123-abc")
         try:
             await _socket_round_trips(handler, emulator, workspace)
         finally:
@@ -220,8 +221,8 @@ async def test_stopping_waits_for_listener_work_still_running_after_the_ack(
     scheduler = FakeScheduler()
     stop = asyncio.Event()
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(run_http(the_core, port=0, host="127.0.0.1", scheduler=scheduler, stop=stop,
-                                        on_ready=ready.set_result))
+    rt = build_runtime(the_core, slack="http", scheduler=scheduler)
+    task = asyncio.create_task(run_http(rt, port=0, host="127.0.0.1", stop=stop, on_ready=ready.set_result))
     url = await asyncio.wait_for(ready, 5)
     async with emulator.driver(f"{url}/slack/events", SECRET) as driver:
         result = await driver.slash_command("UALICE", "balance", channel="gate-ops")

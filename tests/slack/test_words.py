@@ -15,8 +15,7 @@ from gatebot.clock import ManualClock
 from gatebot.emulator import EmulatorServer
 from gatebot.gate.models import Health
 from gatebot.orders import match_products
-from gatebot.runtime import core
-from gatebot.slack.app import build_slack
+from gatebot.runtime import build_slack, core
 from gatebot.slack.blocks.messages import health_message, order_delivery_dm, order_message, products_message
 from gatebot.slack.deps import StatusReport
 from tests.slack.test_blocks import VOUCHER, FakeOrder, completed_order

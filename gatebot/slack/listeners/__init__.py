@@ -8,8 +8,9 @@
 * :mod:`~gatebot.slack.listeners.alerts` — buttons on alert messages
 
 Every listener acks first (Slack's 3 s), then talks to Gate. This module holds the small helpers they
-share: replying privately (``response_url``, else ``chat.postEphemeral``, else a DM) and the errors that
-mean "Slack could not do it", and the error path for listeners that ack first. Importing it does
+share: replying privately (``response_url``, else ``chat.postEphemeral``, else a DM) and the error path
+for listeners that ack first (the apology). What "Slack could not do it" means is
+:mod:`gatebot.slack.failures` (re-exported here). Importing it does
 nothing. Listener modules must not import the scheduler or ``gatebot.jobs``.
 """
 
@@ -20,34 +21,23 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import aiohttp
 from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from gatebot.slack.blocks.common import MAX_MESSAGE_BLOCKS, Message, context
 from gatebot.slack.blocks.messages import error_message
+from gatebot.slack.failures import SLACK_FAILURES, error_code
 
 __all__ = ["APOLOGY", "SLACK_FAILURES", "Reply", "acked_first", "dm", "error_code", "private_reply",
            "report_failure", "request_kind", "with_note"]
 
 log = logging.getLogger(__name__)
 
-#: What a Slack Web API or response_url call raises when it did not work.
-SLACK_FAILURES = (SlackApiError, aiohttp.ClientError, TimeoutError, OSError)
-
 Reply = Callable[[Message], Awaitable[None]]
 Listener = Callable[..., Awaitable[None]]
 
 APOLOGY = ("Sorry — something went wrong on gatebot's side and I couldn't finish that. It has been logged; "
            "try again in a moment, and tell a gatebot admin if it keeps happening.")
-
-
-def error_code(exc: BaseException) -> str:
-    """Slack's error code (``not_in_channel``) or the exception's class name; never the payload."""
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error", "unknown_error"))
-    return type(exc).__name__
 
 
 def with_note(message: Message, text: str) -> Message:

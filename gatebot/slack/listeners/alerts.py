@@ -2,8 +2,8 @@
 
 Routing table (:func:`register`)::
 
-    alert_ack          ack, then monitor.ack_alert    -> message shows who acked, note in its thread
-    alert_snooze_1h    ack, then monitor.snooze_alert -> message shows until when; a reminder when it ends
+    alert_ack          ack, then alerts.stored.ack_alert    -> message shows who acked, note in its thread
+    alert_snooze_1h    ack, then alerts.stored.snooze_alert -> message shows until when; a reminder when it ends
     alert_snooze_4h    (same, 4 h)
     alert_snooze_24h   (same, 24 h)
     alert_link         ack only (a URL button: Slack opens the link itself)
@@ -22,32 +22,37 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from gatebot import monitor
+from gatebot.alerts import stored as alert_store
+from gatebot.clock import Clock
+from gatebot.config import Settings
 from gatebot.slack import ids
 from gatebot.slack.alert_poster import AlertPoster, app_home_link
 from gatebot.slack.blocks.common import esc, message, section
 from gatebot.slack.listeners import private_reply
-
-if TYPE_CHECKING:
-    from gatebot.runtime import Core
+from gatebot.store.db import Database
 
 __all__ = ["AlertDeps", "register"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[None]]
+T = TypeVar("T")
 
 
 class AlertDeps(Protocol):
     """What the alert buttons need from the app's dependencies (``gatebot.slack.deps.Deps`` has it)."""
 
     @property
-    def core(self) -> Core: ...
+    def settings(self) -> Settings: ...
+    @property
+    def db(self) -> Database: ...
+    @property
+    def clock(self) -> Clock: ...
 
 
 def register(app: AsyncApp, deps: AlertDeps) -> None:
@@ -66,23 +71,25 @@ def _click(body: dict[str, Any], action: dict[str, Any]) -> tuple[str, str, str 
     return key, user, channel
 
 
-def _poster(core: Core, client: AsyncWebClient, body: dict[str, Any]) -> AlertPoster:
+def _poster(deps: AlertDeps, client: AsyncWebClient, body: dict[str, Any]) -> AlertPoster:
     """A poster on the request's client; the link button comes from the click (no extra API calls)."""
     team = str((body.get("team") or {}).get("id") or "")
     app_id = str(body.get("api_app_id") or "")
     if team and app_id:
         home = app_home_link(client.base_url, team_id=team, app_id=app_id)
-        return AlertPoster.from_core(core, client=client, link_for=lambda _key: (home, "Open gatebot"))
-    return AlertPoster.from_core(core, client=client, discover_home_link=False)
+        return AlertPoster.for_settings(deps.settings, db=deps.db, clock=deps.clock, client=client,
+                                        link_for=lambda _key: (home, "Open gatebot"))
+    return AlertPoster.for_settings(deps.settings, db=deps.db, clock=deps.clock, client=client,
+                                    discover_home_link=False)
 
 
-async def _explain_no_change(core: Core, client: AsyncWebClient, respond: AsyncRespond, *, key: str, user: str,
+async def _explain_no_change(deps: AlertDeps, client: AsyncWebClient, respond: AsyncRespond, *, key: str, user: str,
                              channel: str | None, what: str) -> None:
-    state = monitor.alert_state(core.db, key)
+    state = await deps.db.run(lambda s: alert_store.alert_state(s, key))
     if state is None:
         text = "That alert no longer exists; nothing to do."
     elif not state.alert.open:
-        text = f"*{esc(state.render(core.clock.now()).title)}* is already resolved; nothing to {what}."
+        text = f"*{esc(state.render(deps.clock.now()).title)}* is already resolved; nothing to {what}."
     elif what == "acknowledge" and state.alert.acked_by == user:
         text = "You have already acknowledged this alert."
     else:
@@ -98,13 +105,13 @@ def _acknowledge(deps: AlertDeps) -> Handler:
         key, user, channel = _click(body, action)
         if not key or not user:
             return
-        core = deps.core
-        notes = monitor.ack_alert(core.db, key, by=user, now=core.clock.now())
+        now = deps.clock.now()
+        notes = await deps.db.run(lambda s: alert_store.ack_alert(s, key, by=user, now=now))
         if not notes:
-            await _explain_no_change(core, client, respond, key=key, user=user, channel=channel, what="acknowledge")
+            await _explain_no_change(deps, client, respond, key=key, user=user, channel=channel, what="acknowledge")
             return
         log.info("alert %s acknowledged by %s", key, user)
-        await _poster(core, client, body).deliver(notes)
+        await _poster(deps, client, body).deliver(notes)
 
     return acknowledge
 
@@ -116,13 +123,13 @@ def _snooze(deps: AlertDeps, duration: timedelta) -> Handler:
         key, user, channel = _click(body, action)
         if not key or not user:
             return
-        core = deps.core
-        notes = monitor.snooze_alert(core.db, key, by=user, duration=duration, now=core.clock.now())
+        now = deps.clock.now()
+        notes = await deps.db.run(lambda s: alert_store.snooze_alert(s, key, by=user, duration=duration, now=now))
         if not notes:
-            await _explain_no_change(core, client, respond, key=key, user=user, channel=channel, what="snooze")
+            await _explain_no_change(deps, client, respond, key=key, user=user, channel=channel, what="snooze")
             return
         log.info("alert %s snoozed by %s for %s", key, user, duration)
-        await _poster(core, client, body).deliver(notes)
+        await _poster(deps, client, body).deliver(notes)
 
     return snooze
 

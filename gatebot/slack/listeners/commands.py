@@ -98,8 +98,8 @@ async def run(deps: Deps, cmd: Command, *, user: str, channel: str | None, trigg
         await reply(await order_lookup(deps, viewer=user, ref=cmd.args[0], roles=roles))
         return
     if not usage.allowed_for(roles):
-        deps.audit(actor=user, action=f"command.{cmd.name}", target=None, allowed=False,
-                   detail=f"needs the {usage.role} role")
+        await deps.record_audit(actor=user, action=f"command.{cmd.name}", target=None, allowed=False,
+                                detail=f"needs the {usage.role} role")
         await reply(denied_message(what=f"`{usage.syntax}`", role=usage.role or grammar.ROLE_ADMIN))
         return
     if cmd.name == "buy":
@@ -133,8 +133,8 @@ async def _orders(deps: Deps, cmd: Command, user: str) -> Message:
         requester, title = user, "Your orders"
     elif what == "user":
         requester, title = cmd.user_id, "Orders by that person"
-    with deps.db.session() as s:
-        found: list[Order] = repo.list_orders(s, status=status, requester=requester, limit=ORDERS_SCAN)
+    found: list[Order] = await deps.db.run(
+        lambda s: repo.list_orders(s, status=status, requester=requester, limit=ORDERS_SCAN))
     if what == "channel":  # few orders per channel: filtered here rather than by a query of its own
         found = [o for o in found if o.origin_channel == cmd.channel_id]
         title = "Orders from that channel"
@@ -156,7 +156,8 @@ async def _balance(deps: Deps, cmd: Command, user: str) -> Message:
         snapshot = await deps.orders.balances(max_wait=deps.command_balance_wait)
     except GateDown as exc:
         return error_message(str(exc))
-    states = balance_alert_states(deps.monitor.open_alerts(deps.db, deps.now()))
+    now = deps.now()
+    states = balance_alert_states(await deps.db.run(lambda s: deps.status.open_alerts(s, now)))
     message = balance_message(snapshot.balances, deps.settings.gatebot_low_balance, states, read_at=snapshot.at)
     if snapshot.cached:
         message = with_note(message, f":hourglass: Gate did not answer in time: these are the balances gatebot "
@@ -166,7 +167,7 @@ async def _balance(deps: Deps, cmd: Command, user: str) -> Message:
 
 async def _deposits(deps: Deps, cmd: Command, user: str) -> Message:
     try:
-        page = await deps.core.gate.list_deposits(page=1, page_size=DEPOSITS_SHOWN)
+        page = await deps.gate.list_deposits(page=1, page_size=DEPOSITS_SHOWN)
     except gate.GateError as exc:
         log.info("could not list deposits: %s", type(exc).__name__)
         return error_message(f"Could not read the deposits from Gate ({type(exc).__name__}). "

@@ -9,8 +9,6 @@ export is recorded in the audit log. Must not import the scheduler.
 
 from __future__ import annotations
 
-import asyncio
-
 from slack_sdk.web.async_client import AsyncWebClient
 
 from gatebot.clock import TimeArgumentError, parse_when
@@ -33,8 +31,8 @@ async def send_export(deps: Deps, client: AsyncWebClient, cmd: Command, user: st
     try:
         since = parse_when(since_text or DEFAULT_SINCE, now=now, option="since")
         until = parse_when(until_text, now=now, option="until") if until_text else now
-        export = await asyncio.to_thread(build_export, deps.db, kind, since=since, until=until,
-                                         currency=currency or None)
+        export = await deps.off_loop(lambda: build_export(deps.db, kind, since=since, until=until,
+                                                          currency=currency or None))
     except (TimeArgumentError, ExportError) as exc:
         return error_message(str(exc).replace("--", ""), usage=cmd.usage.syntax)
     opened = await client.conversations_open(users=user)
@@ -42,8 +40,8 @@ async def send_export(deps: Deps, client: AsyncWebClient, cmd: Command, user: st
     await client.files_upload_v2(channel=channel, content=export.text, filename=export.filename,
                                  title=export.filename,
                                  initial_comment=f"Your {kind} export: {export.rows} row(s).")
-    deps.audit(actor=user, action=f"export.{kind}", target=None, allowed=True,
-               detail=f"{export.rows} rows, {since.isoformat()} to {until.isoformat()}"
-                      + (f", {export.currency}" if export.currency else ""))
+    await deps.record_audit(actor=user, action=f"export.{kind}", target=None, allowed=True,
+                            detail=f"{export.rows} rows, {since.isoformat()} to {until.isoformat()}"
+                                   + (f", {export.currency}" if export.currency else ""))
     text = f"Sent you {code(export.filename)} ({export.rows} row(s)) by direct message."
     return message(text, [section(f":page_facing_up: {text}")])

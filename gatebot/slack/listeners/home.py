@@ -60,7 +60,7 @@ def alert_card(alert: OpenAlert) -> AlertCard:
 
 
 async def _balances(deps: Deps) -> list[Balance]:
-    snapshot = deps.orders.cached_balances()
+    snapshot = await deps.orders.acached_balances()
     fresh_enough = timedelta(seconds=2 * deps.settings.gatebot_balance_interval)
     if snapshot is None or deps.now() - snapshot.at > fresh_enough:
         try:
@@ -76,9 +76,8 @@ async def publish_home(deps: Deps, client: AsyncWebClient, user: str) -> None:
     now = deps.now()
     balances = await _balances(deps) if roles & {ROLE_FINANCE, ROLE_OPS} else []
     report = await deps.status_report(probe_gate=False)
-    alerts = deps.monitor.open_alerts(deps.db, now) if roles and report.database_ok else []
-    with deps.db.session() as s:
-        mine = repo.list_orders(s, requester=user, limit=MAX_HOME_ORDERS)
+    alerts = await deps.db.run(lambda s: deps.status.open_alerts(s, now)) if roles and report.database_ok else []
+    mine = await deps.db.run(lambda s: repo.list_orders(s, requester=user, limit=MAX_HOME_ORDERS))
     view = home_view(balances=balances, thresholds=deps.settings.gatebot_low_balance, health=report.checks(),
                      open_alerts=[alert_card(a) for a in alerts], recent_orders=mine, viewer_roles=roles,
                      alert_states=balance_alert_states(alerts), now=now)

@@ -7,7 +7,8 @@ Routing table::
     message_action lookup_order     every order referenced in a message (#123, Gate id, external ref, key)
 
 Who sees what: the support role (and admins) may look up any order; anyone may look up their own.
-The voucher code is shown only to the requester and to ``GATEBOT_CODE_ROLES``, and only in replies
+The voucher code is shown only to whom :func:`gatebot.access.may_see_codes` allows (the requester and
+``GATEBOT_CODE_ROLES``), and only in replies
 nobody else can see (ephemeral or DM). A code shown is audited (``code.view``, allowed); a lookup or
 code refused is audited too (allowed=False). Must not import the scheduler.
 """
@@ -24,6 +25,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from gatebot import gate
+from gatebot.access import may_see_codes
 from gatebot.orders import GateDown
 from gatebot.slack import ids
 from gatebot.slack.blocks.common import Message, code, truncate
@@ -50,47 +52,49 @@ def register(app: AsyncApp, deps: Deps) -> None:
 # -- the lookup itself ------------------------------------------------------------------------------------
 
 
-def _denied(deps: Deps, viewer: str, target: str | None) -> Message:
-    deps.audit(actor=viewer, action="order.view", target=target, allowed=False,
-               detail="not the requester and no support role")
+async def _denied(deps: Deps, viewer: str, target: str | None) -> Message:
+    await deps.record_audit(actor=viewer, action="order.view", target=target, allowed=False,
+                            detail="not the requester and no support role")
     return denied_message(what="looking up other people's orders", role=ROLE_SUPPORT)
 
 
 async def order_lookup(deps: Deps, *, viewer: str, ref: str, roles: Iterable[str] | None = None) -> Message:
     """What ``viewer`` gets for ``/gate order <ref>`` (details, a polite refusal, or "not found")."""
     have = frozenset(roles) if roles is not None else await deps.roles.of(viewer)
-    matches = deps.orders.lookup(ref)
+    matches = await deps.orders.alookup(ref)
     support = ROLE_SUPPORT in have
     if not matches:
         if not support:
-            return _denied(deps, viewer, truncate(ref, 120))
+            return await _denied(deps, viewer, truncate(ref, 120))
         return error_message(f"No order matches {ref}. Give its #number, Gate order id (or its first 8 "
                              "characters), external ref or idempotency key.", usage=f"{ids.COMMAND} order <ref>")
     visible = matches if support else [o for o in matches if o.requester == viewer]
     if not visible:
-        return _denied(deps, viewer, matches[0].number if len(matches) == 1 else truncate(ref, 120))
+        return await _denied(deps, viewer, matches[0].number if len(matches) == 1 else truncate(ref, 120))
     if len(visible) == 1:
-        return order_detail_for(deps, visible[0], viewer=viewer, roles=have)
+        return await order_detail_for(deps, visible[0], viewer=viewer, roles=have)
     return with_note(orders_list(visible, f"Orders matching {truncate(ref, 60)}"),
                      f"{len(visible)} orders match {code(ref, 80)}: pick one with its #number.")
 
 
-def order_detail_for(deps: Deps, order: Order, *, viewer: str, roles: Iterable[str]) -> Message:
+async def order_detail_for(deps: Deps, order: Order, *, viewer: str, roles: Iterable[str]) -> Message:
     """The detail message for ``viewer``: with the code when they may see it (audited either way)."""
-    assert order.id is not None
+    order_id = order.id
+    assert order_id is not None
     content: Mapping[str, Any] | None = None
     note: str | None = None
     if order.order_content_enc is not None:
-        if viewer == order.requester or deps.roles.code_roles & frozenset(roles):
-            content = deps.orders.content(order)
-            deps.audit(actor=viewer, action="code.view", target=order.number, allowed=True,
-                       detail="requester" if viewer == order.requester else "code role")
+        if may_see_codes(viewer, requester=order.requester, roles=roles, code_roles=deps.roles.code_roles):
+            content = deps.orders.content(order)  # decrypts the row already read: no store access
+            await deps.record_audit(actor=viewer, action="code.view", target=order.number, allowed=True,
+                                    detail="requester" if viewer == order.requester else "code role")
         else:
-            deps.audit(actor=viewer, action="code.view", target=order.number, allowed=False,
-                       detail="not the requester and no code role")
+            await deps.record_audit(actor=viewer, action="code.view", target=order.number, allowed=False,
+                                    detail="not the requester and no code role")
             note = (f":lock: Codes are shown only to the requester (<@{order.requester}>) and to the "
                     f"{', '.join(sorted(deps.roles.code_roles)) or 'admin'} role.")
-    message = order_detail(order, deps.orders.history(order.id), content=content,
+    history = await deps.orders.ahistory(order_id)
+    message = order_detail(order, history, content=content,
                            resume_on_deposit=deps.settings.gatebot_resume_on_deposit)
     return with_note(message, note) if note else message
 
@@ -127,21 +131,21 @@ def _refresh_button(deps: Deps) -> Any:
         channel, container = _where(body)
         reply = private_reply(client, user=user, channel=channel, respond=respond)
         roles = await deps.roles.of(user)
-        order = deps.orders.find(f"#{action.get('value', '')}")
+        order = await deps.orders.afind(f"#{action.get('value', '')}")
         if order is None:
             await reply(error_message("That order no longer exists."))
             return
         if ROLE_SUPPORT not in roles and order.requester != user:
-            await reply(_denied(deps, user, order.number))
+            await reply(await _denied(deps, user, order.number))
             return
         if OrderStatus(order.status) is OrderStatus.PENDING:
             try:
                 await deps.orders.track()
             except (gate.GateError, GateDown) as exc:
                 log.info("refresh of order #%s: Gate did not answer (%s)", order.id, type(exc).__name__)
-            order = deps.orders.find(f"#{order.id}") or order
+            order = await deps.orders.afind(f"#{order.id}") or order
         if container.get("is_ephemeral") and respond is not None:
-            detail = order_detail_for(deps, order, viewer=user, roles=roles)
+            detail = await order_detail_for(deps, order, viewer=user, roles=roles)
             await respond(replace_original=True, text=detail["text"], blocks=detail["blocks"])
         elif channel and container.get("message_ts") and container.get("type") == "message":
             # Only the order's own status message is edited in place (a code never goes there).
@@ -200,7 +204,7 @@ async def shortcut_answer(deps: Deps, *, viewer: str, text: str) -> Message:
     missing: list[str] = []
     refused: list[str] = []
     for ref in refs:
-        order = deps.orders.find(ref)
+        order = await deps.orders.afind(ref)
         if order is None:
             missing.append(ref)
         elif not support and order.requester != viewer:
@@ -208,14 +212,14 @@ async def shortcut_answer(deps: Deps, *, viewer: str, text: str) -> Message:
         elif all(o.id != order.id for o in found):
             found.append(order)
     if refused:
-        deps.audit(actor=viewer, action="order.view", target=truncate(", ".join(refused), 120), allowed=False,
-                   detail="shortcut: not the requester and no support role")
+        await deps.record_audit(actor=viewer, action="order.view", target=truncate(", ".join(refused), 120),
+                                allowed=False, detail="shortcut: not the requester and no support role")
     if not found:
         if refused and not missing:
             return denied_message(what="looking up other people's orders", role=ROLE_SUPPORT)
         return error_message("No gatebot order matches " + ", ".join(refs) + ".")
     if len(found) == 1:
-        answer = order_detail_for(deps, found[0], viewer=viewer, roles=roles)
+        answer = await order_detail_for(deps, found[0], viewer=viewer, roles=roles)
     else:
         answer = orders_list(found, "Orders in that message")
     notes = []

@@ -97,10 +97,10 @@ GATE_DOWN = (f"The Gate API is down right now (its circuit is open), so no order
              f"has recovered — see {ids.COMMAND} health.")
 
 
-def _circuit_open(deps: Deps) -> bool:
+async def _circuit_open(deps: Deps) -> bool:
     """Whether the health alert has opened the Gate circuit: orders are refused up front meanwhile."""
     try:
-        return deps.monitor.circuit_open(deps.db)
+        return await deps.db.run(deps.status.gate_down)
     except SQLAlchemyError:
         return False  # the order pipeline reports a database problem itself
 
@@ -175,7 +175,8 @@ def _new_order_button(deps: Deps) -> Any:
         user = str(body["user"]["id"])
         reply = private_reply(client, user=user)
         if not await deps.roles.has(user, ROLE_OPS):
-            deps.audit(actor=user, action="order.create", target=None, allowed=False, detail="needs the ops role")
+            await deps.record_audit(actor=user, action="order.create", target=None, allowed=False,
+                                    detail="needs the ops role")
             await reply(denied_message(what="placing orders", role=ROLE_OPS))
             return
         await open_order_modal(deps, client, trigger_id=str(body["trigger_id"]), user=user, channel=None,
@@ -237,7 +238,8 @@ def _review(deps: Deps) -> Any:
                 ids.ORDER_PRODUCT: f"This form is out of date: close it and run {ids.COMMAND} buy again."})
             return
         if not await deps.roles.has(user, ROLE_OPS):
-            deps.audit(actor=user, action="order.create", target=None, allowed=False, detail="needs the ops role")
+            await deps.record_audit(actor=user, action="order.create", target=None, allowed=False,
+                                    detail="needs the ops role")
             await ack(response_action="errors", errors={
                 ids.ORDER_PRODUCT: "Only people with the ops role can place orders; ask a gatebot admin."})
             return
@@ -253,7 +255,7 @@ def _review(deps: Deps) -> Any:
         blocks = input_block_ids(view)
         try:
             await deps.orders.avalidate(draft)  # the store only: instant, and works while Gate is down
-            if _circuit_open(deps):
+            if await _circuit_open(deps):
                 raise GateDown(GATE_DOWN)
             quote = await deps.orders.quote(draft, balance_wait=deps.balance_wait)
         except OrderInvalid as exc:
@@ -294,7 +296,8 @@ def _place(deps: Deps) -> Any:
             return
         reply = private_reply(client, user=user, channel=meta.channel_id)
         if not await deps.roles.has(user, ROLE_OPS):
-            deps.audit(actor=user, action="order.create", target=None, allowed=False, detail="needs the ops role")
+            await deps.record_audit(actor=user, action="order.create", target=None, allowed=False,
+                                    detail="needs the ops role")
             await reply(denied_message(what="placing orders", role=ROLE_OPS))
             return
         await _place_draft(deps, meta, user=user, reply=reply)
@@ -306,8 +309,8 @@ async def _place_draft(deps: Deps, meta: ModalMetadata, *, user: str, reply: Rep
     drafts = deps.orders.drafts
     opened = await drafts.open(meta.draft_id, user=user)
     if opened.state is DraftState.FOREIGN:
-        deps.audit(actor=user, action="order.create", target=meta.draft_id, allowed=False,
-                   detail="someone else's draft")
+        await deps.record_audit(actor=user, action="order.create", target=meta.draft_id, allowed=False,
+                                detail="someone else's draft")
         await reply(error_message("That order form belongs to someone else; nothing was ordered."))
         return
     if opened.state is DraftState.PLACED:
@@ -322,7 +325,7 @@ async def _place_draft(deps: Deps, meta: ModalMetadata, *, user: str, reply: Rep
                                   f"Run {ids.COMMAND} buy again."))
         return
     try:
-        if _circuit_open(deps):
+        if await _circuit_open(deps):
             raise GateDown(GATE_DOWN)
         order, placed = await deps.orders.place_new(opened.draft, actor=user)
     except OrderInvalid as exc:
@@ -339,8 +342,8 @@ async def _place_draft(deps: Deps, meta: ModalMetadata, *, user: str, reply: Rep
     if not placed:  # a concurrent "Place order" of the same draft inserted it first
         log.info("draft %s was already placed as order #%s; not placing it twice", meta.draft_id, order.id)
         return
-    deps.audit(actor=user, action="order.create", target=order.number, allowed=True,
-               detail=f"{truncate(order.product_name, 80)}, placed from a Slack order form")
+    await deps.record_audit(actor=user, action="order.create", target=order.number, allowed=True,
+                            detail=f"{truncate(order.product_name, 80)}, placed from a Slack order form")
 
 
 def _closed(deps: Deps) -> Any:
