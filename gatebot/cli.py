@@ -239,6 +239,8 @@ def _write_text(path: str, text: str) -> None:
 
 
 def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.clock import format_utc
+    from gatebot.finance.levels import balance_level
     from gatebot.orders import GateDown
 
     async def go(c: Core) -> int:
@@ -254,12 +256,12 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
             level = thresholds.get(money.currency)
             status = ""
             if level is not None:
-                status = ("CRITICAL" if money <= level.critical else "LOW" if money <= level.warning else "ok")
+                status = {"critical": "CRITICAL", "warning": "LOW"}.get(lvl := balance_level(money, level), lvl)
                 status = f"  [{status}: warning {level.warning.amount}, critical {level.critical.amount}]"
             print(f"{money.format():>20}{status}")
         if not balances:
             print("no balances")
-        read_at = snapshot.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")  # when, not Gate's updated_at
+        read_at = format_utc(snapshot.at)  # when, not Gate's updated_at
         if snapshot.cached:
             _print_err(f"Gate did not answer: these are the balances gatebot last read, at {read_at}")
             return 1
@@ -353,7 +355,7 @@ def _invalid_order(exc: OrderInvalid) -> int:
 
 
 def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
-    from gatebot.store import repo
+    from gatebot.orders import find_products
     from gatebot.textinput import MAX_QUERY
     from gatebot.textview import products_table
 
@@ -362,7 +364,7 @@ def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
     async def go(c: Core) -> int:
         if not await _load_catalog(c, refresh=args.refresh):
             return 1
-        rows = await c.db.run(lambda s: repo.search_products(s, query, active_only=not args.all))
+        rows = await c.db.run(lambda s: find_products(s, query, active_only=not args.all))
         print(products_table(rows))
         return 0
 

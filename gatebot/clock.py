@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "OffsetClock", "SystemClock", "TimeArgumentError", "parse_when", "utcnow"]
+__all__ = [
+    "Clock", "ManualClock", "OffsetClock", "SystemClock", "TimeArgumentError", "format_utc", "parse_when", "utcnow",
+]
 
 
 def utcnow() -> datetime:
@@ -78,3 +80,10 @@ class ManualClock:
 
     def set(self, when: datetime) -> None:
         self._now = when
+
+
+def format_utc(when: datetime) -> str:
+    """A time for people, to the minute: ``2026-11-24 09:00 UTC``. Naive datetimes are UTC."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -41,6 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gatebot import alerts, monitor
 from gatebot.config import Thresholds
 from gatebot.gate.client import CallAttempt
+from gatebot.gate.models import KNOWN_TYPE_CODES
 from gatebot.store import repo
 from gatebot.store.db import Database
 
@@ -60,8 +61,8 @@ log = logging.getLogger(__name__)
 
 #: The ``Content-Type`` of :func:`render`'s output (Prometheus text format 0.0.4).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-#: Product kinds as the catalog knows them; anything else is reported as ``other``.
-PRODUCT_KINDS = frozenset({"redeem_card", "direct_top_up", "direct_transfer"})
+#: Product kinds as the catalog knows them (Gate's documented type codes); anything else is ``other``.
+PRODUCT_KINDS = KNOWN_TYPE_CODES
 
 _GATE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)

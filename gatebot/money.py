@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["Money", "MoneyError", "minor_units", "parse_decimal"]
+__all__ = ["Money", "MoneyError", "format_amount", "minor_units", "parse_decimal"]
 
 #: Currencies whose minor unit is not 2 decimals (ISO 4217). Everything else has 2.
 _MINOR_UNITS: dict[str, int] = {
@@ -189,3 +189,14 @@ def _quantize(dec: Decimal, places: int, original: Any) -> Decimal:
 
 def _quantum(places: int) -> Decimal:
     return Decimal(1).scaleb(-places)
+
+
+def format_amount(amount: Decimal | None, currency: str | None, *, missing: str) -> str:
+    """A stored amount for people: ``USD 1,234.50`` (rounded to the currency's minor unit), ``missing``
+    when there is none; an odd currency code or a huge amount still shows rather than failing."""
+    if amount is None:
+        return missing
+    try:
+        return Money.rounded(amount, currency or "").format()
+    except (MoneyError, ArithmeticError):  # ArithmeticError: beyond Decimal's 28 digits (1E+30)
+        return f"{currency or ''} {amount:f}".strip()

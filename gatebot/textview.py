@@ -12,14 +12,14 @@ from decimal import Decimal
 from typing import Any
 
 from gatebot.gate.models import ProductKind
-from gatebot.money import Money
+from gatebot.money import format_amount
 from gatebot.store.models import CatalogProduct, Order, OrderHistory
 
 __all__ = ["order_text", "orders_table", "products_table"]
 
 
 def _money(value: Decimal | None, currency: str) -> str:
-    return Money.rounded(value, currency).format() if value is not None else "-"
+    return format_amount(value, currency, missing="-")
 
 
 def _when(value: datetime | None) -> str:

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from gatebot.money import Money, MoneyError, minor_units, parse_decimal
+from gatebot.money import Money, MoneyError, format_amount, minor_units, parse_decimal
 
 
 @pytest.mark.parametrize(("value", "expected"), [("12.50", "12.50"), (10, "10.00"), ("10", "10.00"),
@@ -78,3 +78,12 @@ def test_absurdly_large_amounts_are_a_money_error():
         Money.parse("1E+30", "USD")
     with pytest.raises(MoneyError, match="too large"):
         Money.rounded("1E+40", "USD")
+
+
+def test_format_amount_is_the_one_display_rule() -> None:
+    """Used by the Slack builders (``format_money``) and the CLI's text views alike."""
+    assert format_amount(Decimal("1234.5"), "USD", missing="-") == "USD 1,234.50"
+    assert format_amount(Decimal("5"), "JPY", missing="-") == "JPY 5"
+    assert format_amount(None, "USD", missing="—") == "—"
+    assert format_amount(Decimal("12.5"), "U$D", missing="-") == "U$D 12.5"  # an odd code shows, no error
+    assert format_amount(Decimal("1E+30"), "USD", missing="-") == "USD 1000000000000000000000000000000"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from gatebot.clock import format_utc
 from gatebot.money import Money
 
 _MAX_NOTE = 300
@@ -44,7 +45,7 @@ def _fmt_money(money: Money | None) -> str:
 
 
 def _fmt_time(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return format_utc(when)
 
 
 def _fmt_duration(delta: timedelta) -> str:

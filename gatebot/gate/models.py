@@ -20,6 +20,7 @@ from gatebot.money import Money, MoneyError, parse_decimal
 
 __all__ = [
     "FINAL_STATUSES",
+    "KNOWN_TYPE_CODES",
     "Balance",
     "Category",
     "CreateOrderRequest",
@@ -63,6 +64,8 @@ class ProductKind(StrEnum):
 
 _KIND_OF_TYPE = {REDEEM_CARD: ProductKind.VOUCHER, DIRECT_TOP_UP: ProductKind.TOP_UP,
                  DIRECT_TRANSFER: ProductKind.TOP_UP}
+#: The product type codes the contract documents (anything else is a type we do not know).
+KNOWN_TYPE_CODES = frozenset(_KIND_OF_TYPE)
 
 
 def product_kind(type_code: str | None, *, price: Decimal | None, min_amount: Decimal | None,

@@ -26,6 +26,7 @@ place) and ``service`` (:class:`OrderService`, assembled from those parts). Impo
 Must not import Slack or the scheduler.
 """
 
+from gatebot.orders.catalog_search import find_products, match_products
 from gatebot.orders.drafts import Drafts, DraftState, OpenedDraft
 from gatebot.orders.model import BalanceSnapshot, GateDown, OrderDraft, OrderInvalid, Quote, TrackResult
 from gatebot.orders.service import OrderService
@@ -48,6 +49,8 @@ __all__ = [
     "Quote",
     "TrackResult",
     "account_fields_for",
+    "find_products",
+    "match_products",
     "new_external_ref",
     "new_idempotency_key",
     "parse_account_lines",

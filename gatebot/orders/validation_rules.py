@@ -23,7 +23,13 @@ _PHONE_RE = re.compile(r"^\+?[0-9][0-9 ()-]{5,20}[0-9]$")
 
 
 def parse_account_lines(text: str) -> tuple[dict[str, str], list[str]]:
-    """Parse free-form ``key=value`` lines (also ``key: value``). Returns (fields, problems)."""
+    """Free-form customer-account lines → (fields, problems): the one rule for the modal and the CLI.
+
+    A line is ``key=value`` (or ``key: value`` when it has no ``=``); the value may contain ``=`` and
+    ``:``. Blank lines and ``#`` comments are skipped. Keys are letters, digits, ``_ . -`` starting with
+    a letter or ``_`` (what :class:`~gatebot.orders.validation.Validator` accepts). One problem per bad
+    line, each naming the line and how to fix it; a key in a problem is cut to 30 characters.
+    """
     fields: dict[str, str] = {}
     problems: list[str] = []
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -36,7 +42,8 @@ def parse_account_lines(text: str) -> tuple[dict[str, str], list[str]]:
             continue
         key, value = (part.strip() for part in line.split(sep, 1))
         if not _KEY_RE.match(key):
-            problems.append(f"line {number}: {key!r} is not a valid field name (letters, digits, _ . -)")
+            shown = key if len(key) <= 30 else key[:29] + "…"
+            problems.append(f"line {number}: {shown!r} is not a valid field name (letters, digits, _ . -)")
         elif not value:
             problems.append(f"line {number}: {key} has no value")
         elif key in fields:

@@ -168,6 +168,15 @@ def test_parse_account_lines() -> None:
                         "line 3: x has no value", "line 5: x is given twice"]
 
 
+def test_parse_account_lines_accepts_what_either_old_copy_accepted() -> None:
+    """One rule for the modal and the CLI: the union of the two copies it replaced (issue 12)."""
+    long_value = "v" * 300  # the modal's copy refused values over 256 characters; the CLI's took them
+    assert parse_account_lines(f"a=b=c\nurl: http://x\n# a comment\nlong={long_value}") == (
+        {"a": "b=c", "url": "http://x", "long": long_value}, [])
+    _fields, problems = parse_account_lines("k" * 50 + " x=1")
+    assert problems == [f"line 1: {'k' * 29 + '…'!r} is not a valid field name (letters, digits, _ . -)"]
+
+
 # -- the happy path, tracking, content at rest ---------------------------------------------------------
 async def test_voucher_order_end_to_end(pipeline: Pipeline) -> None:
     p = pipeline

@@ -97,9 +97,9 @@ async def test_configured_account_fields_are_used_when_the_product_publishes_non
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("player 123", "line 1: expected key=value"),
+    ("player 123", "line 1 has no '=': write it as key=value"),
     ("player_id=123\nplayer_id=456", "line 2: player_id is given twice"),
-    ("bad key=1", "line 1: “bad key” is not a field name (letters, digits, _ . -)"),
+    ("bad key=1", "line 1: 'bad key' is not a valid field name (letters, digits, _ . -)"),
     ("", "Enter the customer's account as key=value lines."),
 ])
 async def test_free_form_account_parse_errors(harness: Harness, text: str, message: str) -> None:

@@ -13,8 +13,10 @@ from slack_sdk.models.blocks import Block as SdkBlock
 from slack_sdk.models.views import View as SdkView
 
 from gatebot.config import Thresholds
+from gatebot.finance.levels import balance_level
 from gatebot.gate.models import Balance, CustomerAccountField, Deposit, ProductKind, product_kind
 from gatebot.money import Money
+from gatebot.orders import match_products, parse_account_lines
 from gatebot.slack import ids
 from gatebot.slack.blocks import (
     AlertCard,
@@ -52,8 +54,6 @@ from gatebot.slack.blocks import (
     selected_product_id,
 )
 from gatebot.slack.blocks.common import EN_DASH, TIMES, format_money, slack_date, truncate, truncate_mrkdwn
-from gatebot.slack.blocks.messages import balance_level
-from gatebot.slack.blocks.order_modal import parse_account_lines
 from gatebot.slack.grammar import GrammarError, allowed_usage, parse
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -469,24 +469,34 @@ def _catalog(n: int) -> list[FakeProduct]:
     ]
 
 
+def _products_found(products, query):
+    """What ``/gate products <query>`` renders: the core's search, then the message."""
+    return products_message(match_products(products, query), query)
+
+
+def _options_found(products, query):
+    """What the product select's type-ahead answers: the core's search of active products, rendered."""
+    return product_options(match_products(products, query, active_only=True))
+
+
 def test_products_message_filters_and_caps():
     catalog = [TOPUP, VOUCHER, *_catalog(150)]
-    found = products_message(catalog, "google")
+    found = _products_found(catalog, "google")
     check_message(found)
     assert "Google Play 25* · voucher USD 25.00" in _text_of(found) and "Steam" not in _text_of(found)
-    everything = products_message(catalog, "")
+    everything = _products_found(catalog, "")
     check_message(everything)
     sdk_validate_blocks(everything["blocks"])
     assert "more: search with more words" in _text_of(everything)
     assert "_inactive_" not in _text_of(everything)  # inactive products sort last, beyond the first 100
-    narrowed = _text_of(products_message(catalog, "product 01"))
+    narrowed = _text_of(_products_found(catalog, "product 01"))
     assert narrowed.count("Product 01") == 10 and narrowed.count("_inactive_") == 1
     assert narrowed.index("Product 011") < narrowed.index("Product 010")
-    none = products_message(catalog, "zzz <!channel>")
+    none = _products_found(catalog, "zzz <!channel>")
     check_message(none)
     assert "No products match" in _text_of(none)
     assert_no_ping(none)
-    hostile = products_message([replace(TOPUP, name=HUGE, currency="<&>")] * 200, HUGE)
+    hostile = _products_found([replace(TOPUP, name=HUGE, currency="<&>")] * 200, HUGE)
     check_message(hostile)
     assert_no_ping(hostile)
 
@@ -548,7 +558,7 @@ def test_error_and_denied_messages_are_polite_and_escaped():
 
 
 def test_product_options_text_format_and_value():
-    assert product_options([TOPUP, VOUCHER], "") == {
+    assert _options_found([TOPUP, VOUCHER], "") == {
         "options": [
             {
                 "text": {"type": "plain_text", "text": "Google Play 25 · voucher USD 25.00", "emoji": True},
@@ -564,7 +574,7 @@ def test_product_options_text_format_and_value():
             },
         ]
     }
-    assert [o["value"] for o in product_options([TOPUP, VOUCHER], "STEAM us")["options"]] == ["456"]
+    assert [o["value"] for o in _options_found([TOPUP, VOUCHER], "STEAM us")["options"]] == ["456"]
 
 
 def test_product_options_cap_at_100_skip_inactive_and_truncate_names():
@@ -578,19 +588,19 @@ def test_product_options_cap_at_100_skip_inactive_and_truncate_names():
             max_amount=Decimal("123456789.25"),
         ),
     ]
-    resp = product_options(catalog, "")
+    resp = _options_found(catalog, "")
     check_options(resp)
     assert len(resp["options"]) == 100
-    values = {o["value"] for o in product_options(catalog, "product")["options"]}
+    values = {o["value"] for o in _options_found(catalog, "product")["options"]}
     assert not values & {str(i) for i in range(0, 150, 10)}  # inactive ones are not offered
-    long = product_options(catalog, "channel")["options"][0]["text"]["text"]
+    long = _options_found(catalog, "channel")["options"][0]["text"]["text"]
     assert (
         len(long) <= 75
         and "\n" not in long
         and long.endswith(f"· top-up USD 0.5{EN_DASH}123456789.25")
         and "…" in long
     )
-    check_options(product_options([], "x"))
+    check_options(_options_found([], "x"))
 
 
 def _block_ids(view: dict[str, Any]) -> list[str]:
@@ -851,7 +861,8 @@ def test_parse_free_form_account_lines():
     bad = "steam_login\nbad key=1\nemail=x\nemail=y\nphone=\nlong=" + "x" * 300
     _draft, errors = parse_order_form(state(order_amount="10", order_account_free=bad), TOPUP, None)
     assert errors[ids.ORDER_ACCOUNT_FREE].startswith(
-        "line 1: expected key=value; line 2: “bad key” is not a field name (letters, digits, _ . -); "
+        "line 1 has no '=': write it as key=value; "
+        "line 2: 'bad key' is not a valid field name (letters, digits, _ . -); "
         "line 4: email is given twice; line 5: phone has no value"
     )
     assert len(errors[ids.ORDER_ACCOUNT_FREE]) <= 300

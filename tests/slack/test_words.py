@@ -14,6 +14,7 @@ import pytest
 from gatebot.clock import ManualClock
 from gatebot.emulator import EmulatorServer
 from gatebot.gate.models import Health
+from gatebot.orders import match_products
 from gatebot.runtime import build_slack, core
 from gatebot.slack.blocks.messages import health_message, order_delivery_dm, order_message, products_message
 from gatebot.slack.deps import StatusReport
@@ -65,7 +66,7 @@ def test_health_shows_dates_slack_renders_never_iso() -> None:
 
 def test_the_product_list_ends_with_a_command_one_can_run() -> None:
     other = replace(VOUCHER, id=790, name="Google Play 50", is_active=False)
-    msg = products_message([VOUCHER, other], "google")
+    msg = products_message(match_products([VOUCHER, other], "google"), "google")
     footer = msg["blocks"][-1]["elements"][0]["text"]
     assert "<" not in footer and footer.endswith("e.g. `/gate buy 789`.")
 

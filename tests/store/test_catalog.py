@@ -138,3 +138,22 @@ def test_catalog_refreshed_at(session: Session) -> None:
     assert repo.catalog_refreshed_at(session) == T0
     repo.replace_catalog(session, [], TYPES, T0 + timedelta(hours=1))  # an empty catalog is still a refresh
     assert repo.catalog_refreshed_at(session) == T0 + timedelta(hours=1)
+
+
+def test_find_products_is_the_one_search_rule(session: Session) -> None:
+    """The search every surface uses (modal type-ahead, /gate products, /gate buy, gatebot products)."""
+    from gatebot.orders import find_products
+
+    old = product(459, "Another Steam Card", "old-steam", is_active=False)
+    repo.replace_catalog(session, [STEAM, XBOX, PSN, old], TYPES, T0)
+
+    def ids(query: str, *, active_only: bool = True) -> list[int]:
+        return [p.id for p in find_products(session, query, active_only=active_only)]
+
+    assert ids("STEAM") == [456]
+    assert ids("steam", active_only=False) == [456, 459]  # active first, then by name
+    assert ids("", active_only=False) == [458, 456, 457, 459]
+    assert ids("top-up us") == [456]  # kind and region match too (the store's name query finds nothing)
+    assert ids("voucher USD") == [457]  # PSN's type is unknown to us, so it is no voucher
+    assert ids("457") == [457]
+    assert ids("nothing like it") == []

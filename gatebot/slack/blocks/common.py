@@ -18,8 +18,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from gatebot.clock import format_utc
 from gatebot.gate.models import ProductKind
-from gatebot.money import Money, MoneyError
+from gatebot.money import format_amount
+from gatebot.orders.catalog_search import SearchableProduct
 from gatebot.slack.blocks.limits import (
     MAX_BUTTON_TEXT,
     MAX_CONTEXT_ELEMENTS,
@@ -32,6 +34,7 @@ from gatebot.slack.blocks.limits import (
 from gatebot.slack.blocks.limits import (
     MAX_MESSAGE_BLOCKS as MAX_MESSAGE_BLOCKS,  # re-exported: the listeners split long lists by it
 )
+from gatebot.store.models import FINAL_STATUSES as FINAL_STATUSES  # re-exported for the builders
 
 __all__ = [
     "ELLIPSIS",
@@ -57,7 +60,6 @@ __all__ = [
     "format_number",
     "header",
     "line_sections",
-    "match_products",
     "message",
     "mrkdwn",
     "order_ref",
@@ -81,10 +83,6 @@ TIMES = "\u00d7"
 
 # Slack's limits live in limits.py (with the checks); the builders here truncate to them.
 MAX_FALLBACK = MAX_FALLBACK_TEXT
-
-#: Order statuses after which nothing changes (``rejected`` is ours: Gate refused it with a 4xx).
-FINAL_STATUSES = frozenset({"completed", "failed", "rejected"})
-
 
 # -- what builders render (the store's tables satisfy these) ------------------------------------------
 
@@ -161,23 +159,11 @@ class HistoryView(Protocol):
     def note(self) -> str | None: ...
 
 
-class ProductView(Protocol):
-    """A cached catalog product (``gatebot.store.models.CatalogProduct``)."""
+class ProductView(SearchableProduct, Protocol):
+    """A cached catalog product (``gatebot.store.models.CatalogProduct``): what the search reads, and more."""
 
     @property
-    def id(self) -> int: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def slug(self) -> str | None: ...
-    @property
-    def type_code(self) -> str | None: ...
-    @property
     def kind(self) -> ProductKind: ...
-    @property
-    def currency(self) -> str: ...
-    @property
-    def region_code(self) -> str | None: ...
     @property
     def price(self) -> Decimal | None: ...
     @property
@@ -188,8 +174,6 @@ class ProductView(Protocol):
     def step(self) -> Decimal | None: ...
     @property
     def margin(self) -> Decimal | None: ...
-    @property
-    def is_active(self) -> bool: ...
     @property
     def account_fields_json(self) -> str | list[Any] | None: ...
 
@@ -279,19 +263,13 @@ def slack_date(when: datetime | None, fmt: str = "{date_short_pretty} {time}", *
         return missing
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    fallback = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(when.timestamp())}^{fmt}|{fallback}>"
+    return f"<!date^{int(when.timestamp())}^{fmt}|{format_utc(when)}>"
 
 
 def format_money(amount: Decimal | None, currency: str | None, *, missing: str = "—") -> str:
-    """``USD 1,234.50``; an odd currency code still shows rather than failing. Plain text: ``esc()`` it
+    """``USD 1,234.50`` (the one rule: :func:`gatebot.money.format_amount`). Plain text: ``esc()`` it
     for mrkdwn."""
-    if amount is None:
-        return missing
-    try:
-        return Money.rounded(amount, currency or "").format()
-    except (MoneyError, ArithmeticError):  # ArithmeticError: beyond Decimal's 28 digits (1E+30)
-        return f"{currency or ''} {amount:f}".strip()
+    return format_amount(amount, currency, missing=missing)
 
 
 def format_number(value: Decimal) -> str:
@@ -430,21 +408,3 @@ def price_text(product: ProductView) -> str:
             return f"{currency} up to {format_number(high)}"
         return currency
     return format_money(product.price, product.currency, missing=currency)
-
-
-def match_products(products: Iterable[ProductView], query: str, *,
-                   active_only: bool = False) -> list[ProductView]:
-    """Products whose name, slug, region, kind, currency or id contain every word of ``query``.
-
-    Sorted active first, then by name, so the same query always lists the same products.
-    """
-    words = query.lower().split()
-    found = []
-    for product in products:
-        if active_only and not product.is_active:
-            continue
-        haystack = " ".join((product.name, product.slug or "", product.region_code or "",
-                             product.kind, product.type_code or "", product.currency, str(product.id))).lower()
-        if all(word in haystack for word in words):
-            found.append(product)
-    return sorted(found, key=lambda p: (not p.is_active, p.name.lower(), p.id))

@@ -16,8 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from gatebot.config import Thresholds
+from gatebot.finance.levels import balance_level
 from gatebot.gate.models import Balance, Deposit, ProductKind, order_kind
-from gatebot.money import Money, MoneyError
+from gatebot.money import MoneyError
 from gatebot.slack import ids
 from gatebot.slack.blocks.common import (
     FINAL_STATUSES,
@@ -41,7 +42,6 @@ from gatebot.slack.blocks.common import (
     format_money,
     header,
     line_sections,
-    match_products,
     message,
     order_ref,
     price_text,
@@ -54,7 +54,6 @@ from gatebot.slack.blocks.common import (
 from gatebot.slack.grammar import USAGE, GrammarError, Usage
 
 __all__ = [
-    "balance_level",
     "balance_lines",
     "balance_message",
     "denied_message",
@@ -392,21 +391,6 @@ _ALERT_STATE = {"firing": ":rotating_light: alert firing", "flapping": ":rotatin
                 "acked": "alert acknowledged", "snoozed": "alert snoozed"}
 
 
-def balance_level(available: Money, thresholds: Thresholds | None) -> str:
-    """``ok`` / ``warning`` / ``critical`` against the thresholds (at or below a level counts), ``unset``
-    without any. Display only: the alert policy adds hysteresis on top of this."""
-    if thresholds is None:
-        return "unset"
-    try:
-        if available <= thresholds.critical:
-            return "critical"
-        if available <= thresholds.warning:
-            return "warning"
-    except MoneyError:  # thresholds in another currency: nothing to compare
-        return "unset"
-    return "ok"
-
-
 def balance_lines(balances: Sequence[Balance], thresholds: Mapping[str, Thresholds],
                   alert_states: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:
     """(mrkdwn line per currency, short ``USD 1,234.50 (ok)`` summaries) — shared with the Home tab."""
@@ -492,8 +476,9 @@ MAX_PRODUCT_ROWS = 100
 
 
 def products_message(products: Iterable[ProductView], query: str = "") -> Message:
-    """Catalog products matching ``query`` (every word must match; inactive ones last, marked)."""
-    found = match_products(products, query)
+    """The products a search for ``query`` found, as :func:`gatebot.orders.find_products` ordered them
+    (inactive ones marked); ``query`` is only shown."""
+    found = list(products)
     title = f"Products matching “{truncate(query.strip(), 60)}”" if query.strip() else "Products"
     blocks: list[Block] = [header(title)]
     if not found:

@@ -25,6 +25,7 @@ from typing import Any, TypedDict
 
 from gatebot.gate.models import CustomerAccountField, ProductKind, unorderable_reason
 from gatebot.money import Money, MoneyError, minor_units
+from gatebot.orders import parse_account_lines
 from gatebot.slack import ids
 from gatebot.slack.blocks.common import (
     TIMES,
@@ -38,7 +39,6 @@ from gatebot.slack.blocks.common import (
     format_money,
     format_number,
     line_sections,
-    match_products,
     plain,
     price_text,
     section,
@@ -56,7 +56,6 @@ __all__ = [
     "input_block_ids",
     "modal_errors",
     "order_modal",
-    "parse_account_lines",
     "parse_order_form",
     "product_option",
     "product_options",
@@ -70,7 +69,6 @@ MAX_EXTERNAL_REF = 64
 MAX_QUANTITY = 100
 #: Longest value accepted for one customer-account field.
 MAX_ACCOUNT_VALUE = 256
-_FIELD_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _DRAFT_ID_RE = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 _SLACK_ID_RE = re.compile(r"[A-Z0-9]{2,32}")
 _TS_RE = re.compile(r"\d{1,12}\.\d{1,8}")
@@ -153,10 +151,10 @@ def product_option(product: ProductView) -> dict[str, Any]:
     return {"text": plain(text, MAX_OPTION_TEXT), "value": str(product.id)}
 
 
-def product_options(products: Iterable[ProductView], query: str = "") -> dict[str, Any]:
-    """The options-load answer for the product select: active products matching ``query``, ≤ 100."""
-    found = match_products(products, query, active_only=True)
-    return {"options": [product_option(p) for p in found[:MAX_OPTIONS]]}
+def product_options(products: Iterable[ProductView]) -> dict[str, Any]:
+    """The options-load answer for the product select: the first 100 of ``products`` (the caller's
+    search, :func:`gatebot.orders.find_products`, decides which and in what order)."""
+    return {"options": [product_option(p) for p in list(products)[:MAX_OPTIONS]]}
 
 
 # -- the form ---------------------------------------------------------------------------------------------
@@ -355,33 +353,6 @@ def selected_product_id(state_values: Mapping[str, Mapping[str, Any]]) -> int | 
     """The product chosen in the form (``None`` when none, or not an id)."""
     raw = form_values(state_values).get(ids.ORDER_PRODUCT, "")
     return int(raw) if raw.isdigit() else None
-
-
-def parse_account_lines(text: str) -> tuple[dict[str, str], list[str]]:
-    """Free-form ``key=value`` lines → (account, problems). Blank lines are skipped; the value may
-    contain ``=``; keys are letters, digits, ``_ . -``."""
-    account: dict[str, str] = {}
-    problems: list[str] = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line:
-            continue
-        key, sep, value = line.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep:
-            problems.append(f"line {number}: expected key=value")
-        elif not _FIELD_NAME_RE.fullmatch(key):
-            problems.append(f"line {number}: “{truncate(key, 30)}” is not a field name "
-                            "(letters, digits, _ . -)")
-        elif key in account:
-            problems.append(f"line {number}: {key} is given twice")
-        elif not value:
-            problems.append(f"line {number}: {key} has no value")
-        elif len(value) > MAX_ACCOUNT_VALUE:
-            problems.append(f"line {number}: the value of {key} is too long")
-        else:
-            account[key] = value
-    return account, problems
 
 
 class DraftFields(TypedDict):

@@ -33,14 +33,13 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
 
 from gatebot import gate
 from gatebot.gate.models import ProductKind
-from gatebot.orders import DraftState, GateDown, OrderDraft, OrderInvalid
+from gatebot.orders import DraftState, GateDown, OrderDraft, OrderInvalid, find_products
 from gatebot.orders.drafts import DRAFT_PREFIX, draft_key, new_draft_id
 from gatebot.slack import ids
-from gatebot.slack.blocks.common import context, match_products, truncate
+from gatebot.slack.blocks.common import context, truncate
 from gatebot.slack.blocks.messages import denied_message, error_message
 from gatebot.slack.blocks.order_modal import (
     DraftFields,
@@ -58,17 +57,12 @@ from gatebot.slack.blocks.order_modal import (
 from gatebot.slack.deps import Deps
 from gatebot.slack.grammar import ROLE_OPS
 from gatebot.slack.listeners import SLACK_FAILURES, Reply, acked_first, dm, error_code, private_reply
-from gatebot.store import repo
 from gatebot.store.models import CatalogProduct
 from gatebot.textinput import MAX_QUERY, clean_text
 
 __all__ = ["DRAFT_PREFIX", "draft_key", "open_order_modal", "register", "search_catalog"]
 
 log = logging.getLogger(__name__)
-
-#: Products read for a search the cached catalog's own search cannot answer (kind, region, currency).
-FULL_SCAN = 5000
-
 
 def register(app: AsyncApp, deps: Deps) -> None:
     app.options(ids.ORDER_PRODUCT)(_options(deps))
@@ -83,17 +77,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
 # -- catalog ------------------------------------------------------------------------------------------------
 
 
-def _search(s: Session, query: str, active_only: bool) -> list[CatalogProduct]:
-    found = repo.search_products(s, query, limit=100, active_only=active_only)
-    if not found and query.strip():
-        found = repo.search_products(s, "", limit=FULL_SCAN, active_only=active_only)
-    return found
-
-
 async def search_catalog(deps: Deps, query: str, *, active_only: bool) -> list[CatalogProduct]:
-    """Cached products for ``query``: the store's name/slug search, else everything (the builders then
-    match kind, region and currency too, e.g. ``top-up GBP``)."""
-    return await deps.db.run(lambda s: _search(s, query, active_only))
+    """The cached products ``query`` finds, in order (the one rule: :func:`gatebot.orders.find_products`)."""
+    return await deps.db.run(lambda s: find_products(s, query, active_only=active_only))
 
 
 async def _single_match(deps: Deps, query: str) -> CatalogProduct | None:
@@ -103,11 +89,8 @@ async def _single_match(deps: Deps, query: str) -> CatalogProduct | None:
     exact = await deps.orders.aproduct(query.strip())
     if exact is not None and exact.is_active:
         return exact
-    matches = match_products(await search_catalog(deps, query, active_only=True), query, active_only=True)
-    if len(matches) == 1:
-        chosen = matches[0]
-        return chosen if isinstance(chosen, CatalogProduct) else await deps.orders.aproduct(chosen.id)
-    return None
+    matches = await search_catalog(deps, query, active_only=True)
+    return matches[0] if len(matches) == 1 else None
 
 
 GATE_DOWN = (f"The Gate API is down right now (its circuit is open), so no order was sent. Try again when it "
@@ -209,7 +192,7 @@ def _options(deps: Deps) -> Any:
     async def product_options_load(ack: AsyncAck, payload: dict[str, Any]) -> None:
         # An options load cannot show an error: a long or hostile query is cleaned and cut instead.
         query = clean_text(str(payload.get("value") or ""), limit=MAX_QUERY, clip=True)
-        await ack(options=product_options(await search_catalog(deps, query, active_only=True), query)["options"])
+        await ack(options=product_options(await search_catalog(deps, query, active_only=True))["options"])
 
     return product_options_load
 
