@@ -159,7 +159,7 @@ def cmd_order(args: argparse.Namespace, settings: Settings) -> int:
     ref = _clean(args.ref, limit=MAX_REFERENCE, what="the order reference")
 
     async def go(c: Core) -> int:
-        matches = c.orders.lookup(ref)
+        matches = await c.orders.lookup(ref)
         if not matches:
             _print_err(f"no order matches {ref!r} (try our number like 12, a Gate order id or its first 8 "
                        "characters, an external_ref or an idempotency key)")
@@ -171,7 +171,7 @@ def cmd_order(args: argparse.Namespace, settings: Settings) -> int:
         (order,) = matches
         assert order.id is not None  # a stored row
         content = c.orders.content(order) if args.show_code else None
-        print(order_text(order, c.orders.history(order.id), content=content))
+        print(order_text(order, await c.orders.history(order.id), content=content))
         return 0
 
     return _run(settings, go)
@@ -324,7 +324,7 @@ def cmd_buy(args: argparse.Namespace, settings: Settings) -> int:
         order_id = order.id
         assert order_id is not None  # saved
         order = await c.orders.submit(order_id, actor=requester)
-        print(order_text(order, c.orders.history(order_id), content=None))
+        print(order_text(order, await c.orders.history(order_id), content=None))
         code = BUY_EXIT.get(str(order.status), 1)
         if code == EXIT_UNSETTLED:
             _print_err(f"order #{order.id} is saved but not settled ({order.status}): do not place it again; "

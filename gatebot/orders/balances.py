@@ -34,21 +34,15 @@ class Balances(ServiceBase):
         except (TimeoutError, gate.GateError) as exc:
             if isinstance(exc, TimeoutError):
                 fetch.add_done_callback(self._remember_late_balances)
-            cached = await self.acached_balances()
+            cached = await self.cached_balances()
             if cached is None:
                 raise GateDown(f"Could not read the balance from Gate ({type(exc).__name__}); "
                                "no order was sent. Try again in a minute.") from None
             return cached
         return await self._remember_balances(balances)
 
-    def cached_balances(self) -> BalanceSnapshot | None:
-        """The balances last read from Gate by any process, or ``None`` (synchronous callers; async code
-        awaits :meth:`acached_balances`)."""
-        with self.db.session() as s:
-            return _snapshot(repo.kv_get(s, _BALANCES_KEY))
-
-    async def acached_balances(self) -> BalanceSnapshot | None:
-        """:meth:`cached_balances`, read off the event loop."""
+    async def cached_balances(self) -> BalanceSnapshot | None:
+        """The balances last read from Gate by any process, or ``None``."""
         return _snapshot(await self.db.run(lambda s: repo.kv_get(s, _BALANCES_KEY)))
 
     async def _remember_balances(self, balances: list[gate.Balance]) -> BalanceSnapshot:

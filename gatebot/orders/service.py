@@ -38,44 +38,25 @@ class OrderService(Tracking):
         log.info("catalog refreshed: %d products", len(products))
         return len(products)
 
-    def product(self, ref: int | str) -> CatalogProduct | None:
-        """A cached product by id or slug (synchronous callers; async code awaits :meth:`aproduct`)."""
-        with self.db.session() as s:
-            return repo.get_product(s, ref)
-
-    async def aproduct(self, ref: int | str) -> CatalogProduct | None:
-        """:meth:`product`, read off the event loop."""
+    async def product(self, ref: int | str) -> CatalogProduct | None:
+        """A cached product by id or slug."""
         return await self.db.run(lambda s: repo.get_product(s, ref))
 
     async def catalog_loaded(self) -> bool:
         """Whether the catalog was ever loaded from Gate."""
         return await self.db.run(lambda s: repo.catalog_refreshed_at(s) is not None)
 
-
     # -- lookups ----------------------------------------------------------------------------------------
-    def find(self, ref: str) -> Order | None:
+    async def find(self, ref: str) -> Order | None:
         """Find an order by our number, Gate id, external_ref or idempotency key."""
-        with self.db.session() as s:
-            return repo.find_order(s, ref)
-
-    def lookup(self, ref: str) -> list[Order]:
-        """The orders ``ref`` may mean, as a person types it: the exact match alone, else the external_ref
-        in any case and Gate ids starting with it (several are listed by the caller, never guessed)."""
-        with self.db.session() as s:
-            return repo.find_orders(s, ref)
-
-    def history(self, order_id: int) -> list[OrderHistory]:
-        with self.db.session() as s:
-            return repo.history(s, order_id)
-
-    # The same lookups for async code (listeners): the store is read off the event loop.
-    async def afind(self, ref: str) -> Order | None:
         return await self.db.run(lambda s: repo.find_order(s, ref))
 
-    async def alookup(self, ref: str) -> list[Order]:
+    async def lookup(self, ref: str) -> list[Order]:
+        """The orders ``ref`` may mean, as a person types it: the exact match alone, else the external_ref
+        in any case and Gate ids starting with it (several are listed by the caller, never guessed)."""
         return await self.db.run(lambda s: repo.find_orders(s, ref))
 
-    async def ahistory(self, order_id: int) -> list[OrderHistory]:
+    async def history(self, order_id: int) -> list[OrderHistory]:
         return await self.db.run(lambda s: repo.history(s, order_id))
 
     def content(self, order: Order) -> dict[str, Any] | None:

@@ -59,7 +59,7 @@ class Submitting(Validation, Balances, Recording):
         balance is used and the quote says so; the order is checked again by Gate itself.
         """
         await self._require_gate()
-        product, request, cost = await self.avalidate(draft)
+        product, request, cost = await self.validate(draft)
         snapshot = await self.balances(max_wait=balance_wait)
         available = snapshot.get(cost.currency)
         if available is None:

@@ -40,19 +40,12 @@ class Validation(ServiceBase):
     """Draft validation (store only: instant, and works while Gate is down)."""
 
     # -- validation ---------------------------------------------------------------------------------
-    def validate(self, draft: OrderDraft) -> tuple[CatalogProduct, CreateOrderRequest, Money]:
-        """Check a draft against the cached catalog and our store; no request is sent (synchronous callers:
-        the CLI, tests; async code awaits :meth:`avalidate`).
+    async def validate(self, draft: OrderDraft) -> tuple[CatalogProduct, CreateOrderRequest, Money]:
+        """Check a draft against the cached catalog and our store; no request is sent.
 
         Returns the product, the exact request body and the estimated cost, or raises
         :class:`OrderInvalid` with every problem found.
         """
-        with self.db.session() as s:
-            facts = _facts(s, draft)
-        return self._judge(draft, *facts)
-
-    async def avalidate(self, draft: OrderDraft) -> tuple[CatalogProduct, CreateOrderRequest, Money]:
-        """:meth:`validate` with the store read off the event loop (``db.run``)."""
         facts = await self.db.run(lambda s: _facts(s, draft))
         return self._judge(draft, *facts)
 

@@ -29,7 +29,7 @@ async def test_a_voucher_order_from_the_form_to_the_dm(demo: Demo) -> None:
     code = next(line.split("`")[1] for line in dm.splitlines() if "*Code:*" in line)
     channel_part = done[: done.index("[DM to @alice]")]
     assert code not in channel_part and code not in placed
-    order = demo.rt.core.orders.find("INV-1001")
+    order = await demo.rt.core.orders.find("INV-1001")
     assert order is not None and order.status == OrderStatus.COMPLETED
 
 
@@ -188,7 +188,7 @@ async def test_a_named_database_keeps_the_orders(tmp_path: Path) -> None:
             session.close()
     assert db.is_file()
     async with running_demo(db=db) as rt:
-        order = rt.core.orders.find("KEEP-1")
+        order = await rt.core.orders.find("KEEP-1")
         assert order is not None and order.product_name == "Steam Gift Card 20 USD"
 
 
@@ -211,7 +211,7 @@ async def test_the_live_demo_runs_the_real_scheduler_and_time_jumps() -> None:
             jumped = await demo.run(":time +1h")
             assert demo.ok and jumped.startswith("⏱ 1h later")
             assert rt.clock.now() - before >= timedelta(hours=1)
-            order = rt.core.orders.find("LIVE-1")
+            order = await rt.core.orders.find("LIVE-1")
             assert order is not None and order.status == OrderStatus.COMPLETED
             health = await demo.run("/gate health")
             assert "🟢 *Scheduler*" in health  # the lease was renewed right after the jump

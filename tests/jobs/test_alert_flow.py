@@ -262,7 +262,7 @@ async def test_orders_resume_when_a_deposit_posts(h: Harness) -> None:
     await h.run("deposits")
     (announcement,) = h.posts(FINANCE)
     assert "1 order waiting for USD funds re-submitted" in text_of(announcement)
-    assert h.core.orders.find(str(order.id)).status == "pending"  # type: ignore[union-attr]
+    assert (await h.core.orders.find(str(order.id))).status == "pending"  # type: ignore[union-attr]
     await h.run("deposits")
     assert len(h.posts(FINANCE)) == 1  # announced once
 

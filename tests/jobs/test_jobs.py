@@ -142,12 +142,12 @@ async def test_tracking_completes_orders_and_recovery_redrives_every_intent_firs
     h.clock.advance(timedelta(seconds=91))
     outcome = await h.run("track")
     assert outcome.ok and outcome.result.changed == 1  # type: ignore[attr-defined]
-    assert h.core.orders.find(str(order.id)).status == "completed"  # type: ignore[union-attr]
+    assert (await h.core.orders.find(str(order.id))).status == "completed"  # type: ignore[union-attr]
 
     draft = OrderDraft(product=101, requester="UALICE")
     intent = await h.core.orders.save_intent(await h.core.orders.quote(draft), draft)  # "crashed" before sending
     assert (await h.run("recover")).result == 1  # the first run ignores the retry time (everything=True)
-    assert h.core.orders.find(str(intent.id)).status == "pending"  # type: ignore[union-attr]
+    assert (await h.core.orders.find(str(intent.id))).status == "pending"  # type: ignore[union-attr]
     assert h.ctx.recovered_all
     assert (await h.run("recover")).result == 0
 
@@ -205,7 +205,7 @@ async def test_the_daily_digest_balances_the_books_and_calls_out_a_mismatch(h: H
     await h.run("track")
     h.clock.advance(timedelta(seconds=91))
     await h.run("track")
-    assert h.core.orders.find(str(failed.id)).status == "failed"  # type: ignore[union-attr]
+    assert (await h.core.orders.find(str(failed.id))).status == "failed"  # type: ignore[union-attr]
     await h.run("deposits")
 
     h.clock.set(datetime(2026, 11, 25, 8, 0, tzinfo=UTC))

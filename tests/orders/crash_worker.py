@@ -19,13 +19,13 @@ async def run(database_url: str, gate_url: str, count: int) -> None:
     settings = load_settings(database_url=database_url, gate_api_url=gate_url, gate_api_key=SANDBOX_API_KEY,
                              gate_agent_id=SANDBOX_AGENT_ID, gatebot_env="development", gate_timeout=2.0)
     async with core(settings) as c:
-        if c.orders.product(101) is None:
+        if await c.orders.product(101) is None:
             await c.orders.refresh_catalog()
         recovered = await c.orders.recover(everything=True)
         print(f"RECOVERED {recovered}", flush=True)
         for i in range(count):
             ref = f"CRASH-{i:03d}"
-            if c.orders.find(ref) is not None:
+            if await c.orders.find(ref) is not None:
                 continue
             product, extra = (101, {}) if i % 2 else (456, {"amount": "10", "account": {"steam_login": f"p{i:03d}"}})
             d = OrderDraft(product=product, requester="UCRASH", external_ref=ref, **extra)  # type: ignore[arg-type]

@@ -99,7 +99,7 @@ async def test_a_catalog_loaded_by_another_process_at_the_same_time(
     finally:
         event.remove(Session, "before_flush", other_process_first)
     assert raced
-    assert pipeline.service.product(STEAM_20) is not None
+    assert await pipeline.service.product(STEAM_20) is not None
 
 
 async def test_a_gate_order_id_recorded_by_another_order_at_the_same_time(pipeline: Pipeline) -> None:

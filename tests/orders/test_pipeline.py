@@ -190,7 +190,7 @@ async def test_voucher_order_end_to_end(pipeline: Pipeline) -> None:
     p.clock.advance(timedelta(seconds=91))
     result = await p.service.track()
     assert (result.checked, result.changed) == (1, 1)
-    done = p.service.find(order.external_ref)
+    done = await p.service.find(order.external_ref)
     assert done is not None and done.status == OrderStatus.COMPLETED and done.completed_at is not None
     content = p.service.content(done)
     assert content is not None and "voucher_code" in content
@@ -199,7 +199,7 @@ async def test_voucher_order_end_to_end(pipeline: Pipeline) -> None:
         raw = s.execute(text("SELECT order_content_enc FROM orders WHERE id = :id"), {"id": done.id}).scalar()
     assert content["voucher_code"] not in str(raw)
     assert [e.kind for e in p.events] == ["order.created", "order.pending", "order.completed"]
-    assert [h.to_status for h in p.service.history(order.id or 0)] == ["submitting", "pending", "completed"]
+    assert [h.to_status for h in await p.service.history(order.id or 0)] == ["submitting", "pending", "completed"]
 
 
 async def test_topup_account_is_encrypted_and_sent(pipeline: Pipeline) -> None:
@@ -218,9 +218,9 @@ async def test_lookup_by_every_kind_of_reference(pipeline: Pipeline) -> None:
     order = await pipeline.service.place(draft(STEAM_20, external_ref="INV-2002"))
     for ref in (str(order.id), f"#{order.id}", order.gate_order_id, "INV-2002", order.idempotency_key):
         assert ref is not None
-        found = pipeline.service.find(ref)
+        found = await pipeline.service.find(ref)
         assert found is not None and found.id == order.id, ref
-    assert pipeline.service.find("INV-9999") is None
+    assert await pipeline.service.find("INV-9999") is None
 
 
 async def test_gate_failure_is_recorded_with_what_happens_next(pipeline: Pipeline) -> None:
@@ -228,7 +228,7 @@ async def test_gate_failure_is_recorded_with_what_happens_next(pipeline: Pipelin
     order = await p.service.place(draft(FAILS))
     p.clock.advance(timedelta(seconds=91))
     await p.service.track()
-    failed = p.service.find(str(order.id))
+    failed = await p.service.find(str(order.id))
     assert failed is not None and failed.status == OrderStatus.FAILED
     assert failed.status_reason == "Gate gave no reason"
     assert p.events[-1].kind == "order.failed"
@@ -264,7 +264,7 @@ async def test_outcome_unknown_is_retried_with_the_same_key_and_body(pipeline: P
     assert await p.service.recover() == 0  # not due yet: the backoff is respected
     p.clock.advance(timedelta(seconds=20))
     assert await p.service.recover() == 1
-    recovered = p.service.find(order.idempotency_key)
+    recovered = await p.service.find(order.idempotency_key)
     assert recovered is not None and recovered.status == OrderStatus.PENDING
     keys = [o["idempotency_key"] for o in p.sim.all_orders()]
     assert keys == [order.idempotency_key], "exactly one Gate order for the intent"
@@ -276,7 +276,7 @@ async def test_startup_recovery_redrives_intents_left_submitting(pipeline: Pipel
     saved = await p.service.save_intent(quote, draft(STEAM_20))  # then "the process died"
     assert await p.service.recover() == 0  # within the grace period: maybe still in flight
     assert await p.service.recover(everything=True) == 1
-    again = p.service.find(saved.external_ref)
+    again = await p.service.find(saved.external_ref)
     assert again is not None and again.status == OrderStatus.PENDING
     assert len(p.sim.all_orders()) == 1
 
@@ -288,7 +288,7 @@ async def test_recovery_after_gate_created_but_answer_was_lost(pipeline: Pipelin
     # Gate got the request and created the order, but we never heard back:
     p.sim.create_order(saved.request_body(p.service.cipher), idempotency_key=saved.idempotency_key)
     await p.service.recover(everything=True)
-    again = p.service.find(saved.idempotency_key)
+    again = await p.service.find(saved.idempotency_key)
     assert again is not None and again.status == OrderStatus.PENDING
     assert len(p.sim.all_orders()) == 1 and p.sim.stats()["creates"]["replayed"] == 1
 
@@ -330,7 +330,7 @@ async def test_insufficient_balance_at_gate_waits_for_funds_then_resumes(pipelin
     assert await p.service.resume_waiting("EUR") == 0
     p.sim.add_deposit("USD", "100.00", status="posted")
     assert await p.service.resume_waiting("USD") == 1
-    resumed = p.service.find(saved.idempotency_key)
+    resumed = await p.service.find(saved.idempotency_key)
     assert resumed is not None and resumed.status == OrderStatus.PENDING
     assert [o["idempotency_key"] for o in p.sim.all_orders()] == [saved.idempotency_key]
 
@@ -361,7 +361,8 @@ async def test_tracking_many_orders_pages_the_lists(pipeline: Pipeline) -> None:
     assert result.changed == 150
     # pending list (empty, 1 page) + all orders newest first (2 pages of 100)
     assert p.gate_requests() - before == result.requests == 3
-    assert all(p.service.find(o.external_ref).status == OrderStatus.COMPLETED for o in orders)  # type: ignore[union-attr]
+    found = [await p.service.find(o.external_ref) for o in orders]
+    assert all(o is not None and o.status == OrderStatus.COMPLETED for o in found)
 
 
 # -- Slack-facing helpers: drafts and bounded balance reads ----------------------------------------------
@@ -402,7 +403,7 @@ async def test_balances_fall_back_to_the_last_reading_when_gate_is_slow(pipeline
     for _ in range(20):  # the late answer is remembered when it arrives
         await asyncio.sleep(0)
     await p.service.settle()  # its write runs on the store's thread
-    cached = p.service.cached_balances()
+    cached = await p.service.cached_balances()
     assert cached is not None and str(cached.get("USD")) == "USD 123.00"
 
 
@@ -426,7 +427,7 @@ async def test_no_secret_reaches_the_logs(pipeline: Pipeline, caplog: pytest.Log
     voucher = await p.service.place(draft(STEAM_20))
     p.clock.advance(timedelta(seconds=91))
     await p.service.track()
-    done = p.service.find(voucher.external_ref)
+    done = await p.service.find(voucher.external_ref)
     assert done is not None and order.id
     code = (p.service.content(done) or {})["voucher_code"]
     text_logged = "\n".join(r.getMessage() for r in caplog.records)

@@ -132,7 +132,7 @@ async def test_metrics_after_an_order_a_gate_fault_and_an_alert(harness: Harness
     assert value(after, "gatebot_scheduler_lease_active") == 0
 
     # nothing secret, no code, no account value, no order or user id in a label
-    completed = h.core.orders.find(str(voucher.id))
+    completed = await h.core.orders.find(str(voucher.id))
     assert completed is not None
     codes = h.codes(completed)
     assert codes

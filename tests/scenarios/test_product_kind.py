@@ -59,7 +59,7 @@ def test_the_one_rule(code: str | None, shape: dict[str, Any], kind: ProductKind
 async def test_an_unmapped_top_up_is_ordered_with_an_amount_and_an_account(harness: Harness) -> None:
     h = harness
     await _unmapped_catalog(h)
-    product = h.core.orders.product(FREE_FIRE)
+    product = await h.core.orders.product(FREE_FIRE)
     assert product is not None and product.type_code == "unknown" and product.kind is ProductKind.TOP_UP
     view = await h.open_modal(OPS)
     await h.choose_product(OPS, view, FREE_FIRE)

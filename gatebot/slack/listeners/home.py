@@ -60,7 +60,7 @@ def alert_card(alert: OpenAlert) -> AlertCard:
 
 
 async def _balances(deps: Deps) -> list[Balance]:
-    snapshot = await deps.orders.acached_balances()
+    snapshot = await deps.orders.cached_balances()
     fresh_enough = timedelta(seconds=2 * deps.settings.gatebot_balance_interval)
     if snapshot is None or deps.now() - snapshot.at > fresh_enough:
         try:

@@ -61,7 +61,7 @@ async def _denied(deps: Deps, viewer: str, target: str | None) -> Message:
 async def order_lookup(deps: Deps, *, viewer: str, ref: str, roles: Iterable[str] | None = None) -> Message:
     """What ``viewer`` gets for ``/gate order <ref>`` (details, a polite refusal, or "not found")."""
     have = frozenset(roles) if roles is not None else await deps.roles.of(viewer)
-    matches = await deps.orders.alookup(ref)
+    matches = await deps.orders.lookup(ref)
     support = ROLE_SUPPORT in have
     if not matches:
         if not support:
@@ -93,7 +93,7 @@ async def order_detail_for(deps: Deps, order: Order, *, viewer: str, roles: Iter
                                     detail="not the requester and no code role")
             note = (f":lock: Codes are shown only to the requester (<@{order.requester}>) and to the "
                     f"{', '.join(sorted(deps.roles.code_roles)) or 'admin'} role.")
-    history = await deps.orders.ahistory(order_id)
+    history = await deps.orders.history(order_id)
     message = order_detail(order, history, content=content,
                            resume_on_deposit=deps.settings.gatebot_resume_on_deposit)
     return with_note(message, note) if note else message
@@ -131,7 +131,7 @@ def _refresh_button(deps: Deps) -> Any:
         channel, container = _where(body)
         reply = private_reply(client, user=user, channel=channel, respond=respond)
         roles = await deps.roles.of(user)
-        order = await deps.orders.afind(f"#{action.get('value', '')}")
+        order = await deps.orders.find(f"#{action.get('value', '')}")
         if order is None:
             await reply(error_message("That order no longer exists."))
             return
@@ -143,7 +143,7 @@ def _refresh_button(deps: Deps) -> Any:
                 await deps.orders.track()
             except (gate.GateError, GateDown) as exc:
                 log.info("refresh of order #%s: Gate did not answer (%s)", order.id, type(exc).__name__)
-            order = await deps.orders.afind(f"#{order.id}") or order
+            order = await deps.orders.find(f"#{order.id}") or order
         if container.get("is_ephemeral") and respond is not None:
             detail = await order_detail_for(deps, order, viewer=user, roles=roles)
             await respond(replace_original=True, text=detail["text"], blocks=detail["blocks"])
@@ -204,7 +204,7 @@ async def shortcut_answer(deps: Deps, *, viewer: str, text: str) -> Message:
     missing: list[str] = []
     refused: list[str] = []
     for ref in refs:
-        order = await deps.orders.afind(ref)
+        order = await deps.orders.find(ref)
         if order is None:
             missing.append(ref)
         elif not support and order.requester != viewer:

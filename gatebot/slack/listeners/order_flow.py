@@ -86,7 +86,7 @@ async def _single_match(deps: Deps, query: str) -> CatalogProduct | None:
     """The one active product ``query`` names (id, slug, or the only search match), else ``None``."""
     if not query.strip():
         return None
-    exact = await deps.orders.aproduct(query.strip())
+    exact = await deps.orders.product(query.strip())
     if exact is not None and exact.is_active:
         return exact
     matches = await search_catalog(deps, query, active_only=True)
@@ -211,7 +211,7 @@ def _product_chosen(deps: Deps) -> Any:
             log.info("product chosen in a view gatebot did not write; ignored")
             return
         raw = str((action.get("selected_option") or {}).get("value", ""))
-        product = await deps.orders.aproduct(int(raw)) if raw.isdigit() else None
+        product = await deps.orders.product(int(raw)) if raw.isdigit() else None
         values = form_values(view.get("state", {}).get("values", {}))
         try:
             await client.views_update(view_id=view["id"], hash=view.get("hash"),
@@ -243,7 +243,7 @@ def _review(deps: Deps) -> Any:
             await ack(response_action="errors", errors={
                 ids.ORDER_PRODUCT: "Only people with the ops role can place orders; ask a gatebot admin."})
             return
-        product = await deps.orders.aproduct(meta.product_id) if meta.product_id is not None else None
+        product = await deps.orders.product(meta.product_id) if meta.product_id is not None else None
         fields = (deps.orders.fields_for(product)
                   if product is not None and product.kind is ProductKind.TOP_UP else None)
         state = view.get("state", {}).get("values", {})
@@ -254,7 +254,7 @@ def _review(deps: Deps) -> Any:
         draft = _draft(parsed, product, user=user, meta=meta)
         blocks = input_block_ids(view)
         try:
-            await deps.orders.avalidate(draft)  # the store only: instant, and works while Gate is down
+            await deps.orders.validate(draft)  # the store only: instant, and works while Gate is down
             if await _circuit_open(deps):
                 raise GateDown(GATE_DOWN)
             quote = await deps.orders.quote(draft, balance_wait=deps.balance_wait)
