@@ -1,9 +1,10 @@
-"""The Gate API client: ``client`` (httpx), ``models`` (pydantic), ``errors`` (exception tree).
+"""The Gate API client: ``client`` (httpx), ``retry`` (when to try again, outcome unknown),
+``responses`` (reading answers), ``models`` (pydantic), ``errors`` (exception tree).
 
 Must not import Slack, the scheduler, the store or the sandbox.
 """
 
-from gatebot.gate.client import GateClient, RetryPolicy
+from gatebot.gate.client import GateClient
 from gatebot.gate.errors import *  # noqa: F403
 from gatebot.gate.errors import __all__ as _errors_all
 from gatebot.gate.models import (
@@ -20,6 +21,7 @@ from gatebot.gate.models import (
     ProductType,
     TopupRequest,
 )
+from gatebot.gate.retry import RetryPolicy
 
 __all__ = [
     "Balance",

@@ -1,33 +1,25 @@
-"""The Gate API client: :class:`GateClient` (async, on ``httpx.AsyncClient``) and :class:`RetryPolicy`.
+"""The Gate API client: :class:`GateClient` (async, on ``httpx.AsyncClient``), the transport seam.
 
 What lives here: building requests (raw-key ``Authorization`` header, ``/agent/{agent_id}/...``
-paths, ``Idempotency-Key``), reading answers leniently (bare array or ``{"items": [...]}``
-envelope, numbers or strings for amounts, unknown fields ignored, ``parse_float=Decimal``),
-mapping error answers onto :mod:`gatebot.gate.errors`, and retrying with backoff.
+paths, ``Idempotency-Key``, canonical JSON bytes for a create), the typed public methods, one HTTP
+exchange classified per attempt (:meth:`GateClient._attempt`, reported to ``on_attempt`` /
+``on_call``), and walking pages. ``transport`` is the seam: tests and the console pass the
+in-process sandbox's transport, production passes nothing.
 
-The retry rules, and why:
+Its neighbours, and what they hold:
 
-* Reads are retried on transport errors (timeouts included), 5xx and 429: repeating a GET is
-  harmless.
-* ``create_order`` is retried on the same conditions with the **same** key and the **same bytes**,
-  which is exactly what the provider's idempotency promises make safe. It is never retried on any
-  other 4xx: those are definitive answers.
-* When a create gives up, the question is "could the order exist?". If any attempt was sent and
-  got no definitive answer (timeout, reset, 5xx, unreadable 2xx), it could: the caller gets
-  :class:`~gatebot.gate.errors.GateOutcomeUnknown` and must retry later with the same key — even
-  if the *last* attempt was a 429. Only when every attempt was definitively not processed (429s,
-  connection refused) does the real error surface.
-* 429 honours ``Retry-After`` up to ``RetryPolicy.max_retry_after``; a longer wait is not slept
-  through here but raised as :class:`~gatebot.gate.errors.GateRateLimited` so a scheduler can
-  come back later.
+* :mod:`gatebot.gate.retry` — :class:`RetryPolicy` and the retry rules: reads retried on transport
+  errors, 5xx and 429; a create retried with the **same** key and the **same bytes**, never on
+  another 4xx; and the outcome-unknown rule: when a create gives up after any attempt that was sent
+  and got no definitive answer, the caller gets :class:`~gatebot.gate.errors.GateOutcomeUnknown` and
+  must retry later with the same key, never a new one. Every wait goes through the injected ``sleep``.
+* :mod:`gatebot.gate.responses` — reading answers leniently (bare array or ``{"items": [...]}``
+  envelope, numbers or strings for amounts, unknown fields ignored, ``parse_float=Decimal``) and
+  mapping error answers onto :mod:`gatebot.gate.errors`.
 
-All sleeping goes through the injected ``sleep`` so tests run instantly and can assert delays.
 Logging records method, path, status and attempt — never headers, bodies, keys or voucher codes.
-An unreadable answer is described (status, length, where parsing stopped, which field had the wrong
-type), never quoted, masked or not: ``order_content`` is free-form, so no list of key names is enough.
-
-Every ``order_content`` and customer account the client sees is handed to :mod:`gatebot.logs`, which
-keeps those values out of every log line, whichever library writes it.
+An unreadable answer is described, never quoted. Every ``order_content`` and customer account the
+client sees is handed to :mod:`gatebot.logs`, which keeps those values out of every log line.
 
 Must not import Slack, the scheduler, the store or the sandbox.
 """
@@ -37,30 +29,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Literal, NoReturn, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr
 
 from gatebot import logs
-from gatebot.gate.errors import (
-    GateBadResponse,
-    GateError,
-    GateOutcomeUnknown,
-    GateTimeout,
-    GateTransportError,
-    error_from_response,
-)
+from gatebot.gate.errors import GateBadResponse, GateTimeout, GateTransportError
 from gatebot.gate.models import (
     Balance,
     Category,
@@ -73,7 +54,10 @@ from gatebot.gate.models import (
     Product,
     ProductType,
 )
+from gatebot.gate.responses import decode, error_of, outcome_of, parse_list, parse_object, parse_page, short
+from gatebot.gate.retry import NOT_SENT, Failure, RetryPolicy, parse_retry_after, with_retries
 
+# RetryPolicy is re-exported: ``from gatebot.gate.client import RetryPolicy`` keeps working.
 __all__ = ["DEFAULT_TIMEOUT", "ROUTES", "AttemptHook", "CallAttempt", "CallHook", "GateClient", "RetryPolicy"]
 
 log = logging.getLogger(__name__)
@@ -122,61 +106,6 @@ M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
 
 _MAX_KEY_LENGTH = 255
-_SNIPPET_LENGTH = 80
-_MESSAGE_LENGTH = 300
-# Values that must not reach a log line or an exception, even from a body we could not parse.
-_SENSITIVE_VALUE = re.compile(
-    r'("(?:voucher_code|code|pin|serial|customer_account|api_key|authorization|password|secret|token)"\s*:\s*)'
-    r'("(?:[^"\\]|\\.)*"?|\{[^{}]*\}?|[^,}\]\s]+)',
-    re.IGNORECASE,
-)
-
-
-# -- retry policy ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RetryPolicy:
-    """How many attempts a call gets and how long to wait between them.
-
-    ``attempts`` counts the first try (``attempts=1`` never retries). Backoff grows as
-    ``base_delay * 2**(n-1)`` capped at ``max_delay``; ``jitter`` spreads it: ``"full"``
-    (uniform in ``[0, cap]``), ``"decorrelated"`` (uniform in ``[base, 3 * previous]``, capped)
-    or ``"none"`` (deterministic, for tests). A 429's ``Retry-After`` replaces the backoff; one
-    longer than ``max_retry_after`` is raised instead of slept through.
-    """
-
-    attempts: int = 4
-    base_delay: float = 0.2
-    max_delay: float = 5.0
-    jitter: Literal["full", "decorrelated", "none"] = "full"
-    max_retry_after: float = 30.0
-    rng: random.Random | None = field(default=None, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("attempts must be at least 1")
-        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
-            raise ValueError("delays must not be negative")
-        if self.jitter not in ("full", "decorrelated", "none"):
-            raise ValueError(f"unknown jitter {self.jitter!r}")
-
-    @classmethod
-    def never(cls) -> RetryPolicy:
-        """A single attempt: for probes and for callers that run their own retry loop."""
-        return cls(attempts=1)
-
-    def backoff(self, retry: int, previous: float | None = None) -> float:
-        """Seconds to wait before retry number ``retry`` (1 = the first retry)."""
-        cap = min(self.max_delay, self.base_delay * 2.0 ** max(retry - 1, 0))
-        rng = self.rng or random
-        if self.jitter == "none":
-            return cap
-        if self.jitter == "full":
-            return float(rng.uniform(0, cap))
-        prev = previous if previous is not None and previous > 0 else self.base_delay
-        return float(min(self.max_delay, rng.uniform(self.base_delay, max(self.base_delay, prev * 3))))
-
 
 # -- the client -----------------------------------------------------------------------------------
 
@@ -253,27 +182,27 @@ class GateClient:
             return Health(ok=False, detail=f"timed out ({type(exc).__name__})")
         except httpx.RequestError as exc:
             self._attempted("health", False, "transport_error", started)
-            return Health(ok=False, detail=f"unreachable ({type(exc).__name__}: {_short(str(exc))})")
+            return Health(ok=False, detail=f"unreachable ({type(exc).__name__}: {short(str(exc))})")
         ok = response.is_success
-        self._attempted("health", ok, _outcome(response.status_code), started)
+        self._attempted("health", ok, outcome_of(response.status_code), started)
         detail = f"HTTP {response.status_code}"
         try:
             body = json.loads(response.text, parse_float=Decimal)
         except ValueError:
             body = None
         if isinstance(body, dict) and isinstance(body.get("status"), str):
-            detail = f"{detail} {_short(body['status'], 40)}"
+            detail = f"{detail} {short(body['status'], 40)}"
         log.debug("gate GET /health -> %s", response.status_code)
         return Health(ok=ok, status_code=response.status_code, detail=detail)
 
     # -- catalog ----------------------------------------------------------------------------------
 
     async def list_product_types(self) -> list[ProductType]:
-        return await self._read("product_types", "product-types", lambda data, where: _parse_list(
+        return await self._read("product_types", "product-types", lambda data, where: parse_list(
             data, ProductType, where))
 
     async def list_categories(self) -> list[Category]:
-        return await self._read("categories", "product-categories", lambda data, where: _parse_list(
+        return await self._read("categories", "product-categories", lambda data, where: parse_list(
             data, Category, where))
 
     async def list_products(
@@ -287,7 +216,7 @@ class GateClient:
     ) -> Page[Product]:
         params = _page_params(page, page_size)
         params.update(_filters(product_type_id=product_type_id, category_id=category_id, is_active=is_active))
-        return await self._read("products", "products", lambda data, where: _parse_page(
+        return await self._read("products", "products", lambda data, where: parse_page(
             data, Product, page, page_size, where), params=params)
 
     def iter_products(
@@ -308,7 +237,7 @@ class GateClient:
 
     async def get_product(self, product_id: int) -> Product:
         path = f"products/{int(product_id)}"
-        return await self._read("product", path, lambda data, where: _parse_object(
+        return await self._read("product", path, lambda data, where: parse_object(
             data, Product, where, wrapper="product"))
 
     # -- orders -----------------------------------------------------------------------------------
@@ -318,7 +247,7 @@ class GateClient:
     ) -> Page[Order]:
         params = _page_params(page, page_size)
         params.update(_filters(status=status, product_id=product_id))
-        return await self._read("orders", "orders", lambda data, where: _parse_page(
+        return await self._read("orders", "orders", lambda data, where: parse_page(
             data, Order, page, page_size, where), params=params)
 
     def iter_orders(
@@ -335,7 +264,7 @@ class GateClient:
     async def get_order(self, order_id: str) -> Order:
         order_ref = _path_segment(order_id, "order_id")
         path = f"orders/{order_ref}"
-        return await self._read("order", path, lambda data, where: _parse_object(
+        return await self._read("order", path, lambda data, where: parse_object(
             data, Order, where, wrapper="order"))
 
     async def create_order(
@@ -361,7 +290,7 @@ class GateClient:
         content = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default).encode()
 
         def parse(status: int, data: Any, where: str) -> CreateOrderResult:
-            order = _parse_object(data, Order, where, wrapper="order")
+            order = parse_object(data, Order, where, wrapper="order")
             return CreateOrderResult(order=order, replayed=status == 200)
 
         return await self._call("POST", "create_order", "orders", parse, content=content, idempotency_key=key)
@@ -369,14 +298,14 @@ class GateClient:
     # -- money ------------------------------------------------------------------------------------
 
     async def get_balance(self) -> list[Balance]:
-        return await self._read("balance", "balance", lambda data, where: _parse_list(data, Balance, where))
+        return await self._read("balance", "balance", lambda data, where: parse_list(data, Balance, where))
 
     async def list_deposits(
         self, *, page: int = 1, page_size: int = 50, status: str | None = None
     ) -> Page[Deposit]:
         params = _page_params(page, page_size)
         params.update(_filters(status=status))
-        return await self._read("deposits", "deposits", lambda data, where: _parse_page(
+        return await self._read("deposits", "deposits", lambda data, where: parse_page(
             data, Deposit, page, page_size, where), params=params)
 
     def iter_deposits(self, *, page_size: int = 100, status: str | None = None) -> AsyncIterator[Deposit]:
@@ -418,13 +347,9 @@ class GateClient:
         """Send with retries; return ``parse(status, decoded JSON, where)`` of the first readable 2xx.
 
         ``parse`` runs inside the attempt, so a body of the wrong shape is an unreadable answer like
-        a non-JSON one (reported to ``on_attempt`` as a failure).
-
-        ``idempotency_key`` marks a create: an unreadable 2xx answer is retried too (the order
-        probably exists and the replay will say so), and giving up after any attempt whose
-        outcome is unknown raises :class:`GateOutcomeUnknown`.
+        a non-JSON one (reported to ``on_attempt`` as a failure). When to retry, and what is raised on
+        giving up (``idempotency_key`` marks a create), is :func:`~gatebot.gate.retry.with_retries`'s.
         """
-        is_create = idempotency_key is not None
         url = f"{self._agent_path}/{path}"
         where = f"{method} /{url}"
         headers = {"Authorization": self._api_key.get_secret_value()}
@@ -432,42 +357,12 @@ class GateClient:
             headers["Content-Type"] = "application/json"
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
-        policy = self.retry
-        maybe_processed = False  # some attempt of this create may have reached Gate's order book
-        delay: float | None = None
-        failure: _Failure | None = None
 
-        for attempt in range(1, policy.attempts + 1):
-            if attempt > 1 and delay is not None:
-                log.debug("gate %s: retry %d/%d in %.2fs", where, attempt - 1, policy.attempts - 1, delay)
-                await self._sleep(delay)
-            result = await self._attempt(method, url, where, label, parse, params, content, headers, attempt)
-            if not isinstance(result, _Failure):
-                return result
-            failure = result
-            if not failure.retryable or (failure.unreadable and not is_create):
-                raise failure.error
-            maybe_processed = maybe_processed or (is_create and failure.sent)
-            wait = failure.retry_after
-            if wait is not None and wait > policy.max_retry_after:
-                if failure.error.status == 429:
-                    break  # do not sleep that long here: surface it (below) so a scheduler can come back
-                wait = None  # a 5xx asking for a long pause: plain backoff, the attempts are bounded
-            delay = wait if wait is not None else policy.backoff(attempt, delay)
+        async def attempt_once(attempt: int) -> R | Failure:
+            return await self._attempt(method, url, where, label, parse, params, content, headers, attempt)
 
-        assert failure is not None  # only reachable after at least one failed attempt
-        if is_create and maybe_processed:
-            assert idempotency_key is not None
-            log.warning("gate %s: outcome unknown after %d attempt(s)", where, attempt)
-            raise GateOutcomeUnknown(
-                f"{where}: the order may or may not have been created ({failure.error.message}); "
-                "retry later with the same Idempotency-Key and the same body, never a new key",
-                idempotency_key=idempotency_key,
-                cause=failure.error,
-            )
-        log.warning("gate %s: giving up after %d attempt(s): %s", where, attempt,
-                    type(failure.error).__name__)
-        raise failure.error
+        return await with_retries(attempt_once, policy=self.retry, sleep=self._sleep, where=where,
+                                  idempotency_key=idempotency_key)
 
     async def _attempt(
         self,
@@ -480,83 +375,58 @@ class GateClient:
         content: bytes | None,
         headers: dict[str, str],
         attempt: int,
-    ) -> R | _Failure:
+    ) -> R | Failure:
         """One HTTP exchange, classified. Reports it to ``on_attempt`` exactly once."""
         of = self.retry.attempts
         started = time.perf_counter()
         try:
             response = await self._http.request(method, url, params=params, content=content, headers=headers)
-        except httpx.TimeoutException as exc:
-            self._attempted(label, False, "timeout", started, attempt)
-            log.warning("gate %s: %s on attempt %d/%d", where, type(exc).__name__, attempt, of)
-            return _Failure(
-                GateTimeout(f"{where}: timed out ({type(exc).__name__}) on attempt {attempt}"),
-                sent=not isinstance(exc, _NOT_SENT),
-            )
-        except httpx.TransportError as exc:
-            self._attempted(label, False, "transport_error", started, attempt)
-            log.warning("gate %s: %s on attempt %d/%d", where, type(exc).__name__, attempt, of)
-            detail = f"{type(exc).__name__} ({_short(str(exc))})"
-            return _Failure(
-                GateTransportError(f"{where}: {detail} on attempt {attempt}"),
-                sent=not isinstance(exc, _NOT_SENT),
-            )
-        except httpx.DecodingError as exc:  # an answer arrived but its content-encoding is broken
-            self._attempted(label, False, "bad_response", started, attempt)
-            log.warning("gate %s: undecodable answer on attempt %d/%d", where, attempt, of)
-            bad = GateBadResponse(f"{where}: the answer could not be decoded ({_short(str(exc))})")
-            return _Failure(bad, unreadable=True)
-        except httpx.RequestError as exc:  # anything else httpx may add: assume it may have been sent
-            self._attempted(label, False, "transport_error", started, attempt)
-            log.warning("gate %s: %s on attempt %d/%d", where, type(exc).__name__, attempt, of)
-            return _Failure(GateTransportError(f"{where}: {type(exc).__name__} on attempt {attempt}"))
+        except httpx.RequestError as exc:
+            outcome, failure = _no_answer(exc, where, attempt)
+            self._attempted(label, False, outcome, started, attempt)
+            if outcome == "bad_response":
+                log.warning("gate %s: undecodable answer on attempt %d/%d", where, attempt, of)
+            else:
+                log.warning("gate %s: %s on attempt %d/%d", where, type(exc).__name__, attempt, of)
+            return failure
         status = response.status_code
         log.debug("gate %s -> %d (attempt %d/%d)", where, status, attempt, of)
         if response.is_success:
             try:
-                parsed = parse(status, _decode(response, where), where)
+                parsed = parse(status, decode(response, where), where)
             except GateBadResponse as bad:
                 self._attempted(label, False, "bad_response", started, attempt)
                 log.warning("gate %s: unreadable %d answer on attempt %d/%d", where, status, attempt, of)
-                return _Failure(bad, unreadable=True)
+                return Failure(bad, unreadable=True)
             self._attempted(label, True, "ok", started, attempt)
             return parsed
-        retry_after = _retry_after(response)
-        error = _error(response, retry_after)
+        retry_after = parse_retry_after(response)
+        error = error_of(response, retry_after)
         retryable = status == 429 or status >= 500
         # A 4xx is a healthy server saying no; only 5xx/429 count against Gate's health.
-        self._attempted(label, not retryable, _outcome(status), started, attempt)
+        self._attempted(label, not retryable, outcome_of(status), started, attempt)
         if retryable:
             log.warning("gate %s -> %d on attempt %d/%d", where, status, attempt, of)
-        return _Failure(error, retryable=retryable, sent=status != 429, retry_after=retry_after)
+        return Failure(error, retryable=retryable, sent=status != 429, retry_after=retry_after)
 
 
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    """A failed attempt. ``sent``: Gate may have processed it. ``unreadable``: a 2xx we could not read."""
-
-    error: GateError
-    retryable: bool = True
-    sent: bool = True
-    unreadable: bool = False
-    retry_after: float | None = None
-
-
-#: Transport failures that happen before the request left: it cannot have been processed.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
-             httpx.LocalProtocolError)
+def _no_answer(exc: httpx.RequestError, where: str, attempt: int) -> tuple[str, Failure]:
+    """The ``on_call`` outcome and the failure of an exchange that got no readable HTTP answer."""
+    if isinstance(exc, httpx.TimeoutException):
+        error: GateTransportError = GateTimeout(f"{where}: timed out ({type(exc).__name__}) on attempt {attempt}")
+        return "timeout", Failure(error, sent=not isinstance(exc, NOT_SENT))
+    if isinstance(exc, httpx.TransportError):
+        detail = f"{type(exc).__name__} ({short(str(exc))})"
+        error = GateTransportError(f"{where}: {detail} on attempt {attempt}")
+        return "transport_error", Failure(error, sent=not isinstance(exc, NOT_SENT))
+    if isinstance(exc, httpx.DecodingError):  # an answer arrived but its content-encoding is broken
+        bad = GateBadResponse(f"{where}: the answer could not be decoded ({short(str(exc))})")
+        return "bad_response", Failure(bad, unreadable=True)
+    # anything else httpx may add: assume it may have been sent
+    return "transport_error", Failure(GateTransportError(f"{where}: {type(exc).__name__} on attempt {attempt}"))
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-
-def _outcome(status: int) -> str:
-    """The ``on_call`` outcome of an HTTP status."""
-    if status == 429:
-        return "rate_limited"
-    if status >= 500:
-        return "server_error"
-    return "rejected" if status >= 300 else "ok"
 
 
 def _check_idempotency_key(key: str) -> str:
@@ -600,165 +470,6 @@ def _filters(**values: str | int | bool | None) -> dict[str, str]:
         params[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
     return params
 
-
-def _short(text: str, limit: int = _SNIPPET_LENGTH) -> str:
-    """One line, printable, at most ``limit`` characters, sensitive JSON values masked."""
-    masked = _SENSITIVE_VALUE.sub(r'\1"***"', text)
-    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in masked).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _decode(response: httpx.Response, where: str) -> Any:
-    text = response.text
-    if not text.strip():
-        raise GateBadResponse(f"{where}: HTTP {response.status_code} with an empty body",
-                              status=response.status_code)
-    try:
-        return json.loads(text, parse_float=Decimal)
-    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError-ish surprises
-        # Say what was wrong, never what was there: a body may hold order_content under any key.
-        raise GateBadResponse(
-            f"{where}: HTTP {response.status_code} body of {len(response.content)} bytes is not valid JSON "
-            f"({_json_error(exc)})",
-            status=response.status_code,
-        ) from None
-
-
-def _json_error(exc: ValueError) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at character {exc.pos}"
-    return type(exc).__name__
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` as seconds: a number, or an HTTP date (relative to now)."""
-    raw = response.headers.get("Retry-After")
-    if raw is None or not raw.strip():
-        return None
-    try:
-        seconds = float(raw.strip())
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(raw.strip())
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN / infinity
-        return None
-    return max(0.0, seconds)
-
-
-def _error(response: httpx.Response, retry_after: float | None) -> GateError:
-    """The exception for an error answer; survives bodies that are not the documented shape."""
-    code: str | None = None
-    message: str | None = None
-    try:
-        body = json.loads(response.text, parse_float=Decimal)
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        inner = body.get("error")
-        source = inner if isinstance(inner, dict) else body
-        if isinstance(source.get("code"), str):
-            code = source["code"]
-        if isinstance(source.get("message"), str):
-            message = source["message"]
-        elif isinstance(inner, str):
-            message = inner
-    text = _short(message, _MESSAGE_LENGTH) if message else f"Gate API answered HTTP {response.status_code}"
-    if response.status_code == 429 and retry_after is not None:
-        text = f"{text} (retry after {retry_after:g} s)"
-    return error_from_response(response.status_code, code, text, retry_after=retry_after)
-
-
-#: Error types whose message is our own text (a validator's ``ValueError``), which may quote the input.
-_OWN_MESSAGE_TYPES = frozenset({"value_error", "assertion_error"})
-
-
-def _describe(exc: ValidationError, limit: int = 3) -> str:
-    """Field locations and reasons only: pydantic's own text would quote the (maybe secret) input."""
-    parts = []
-    for err in exc.errors(include_input=False, include_url=False, include_context=False)[:limit]:
-        loc = ".".join(str(part) for part in err["loc"]) or "(root)"
-        reason = err["type"].replace("_", " ") if err["type"] in _OWN_MESSAGE_TYPES else err["msg"]
-        parts.append(f"{loc}: {reason}")
-    more = exc.error_count() - limit
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
-
-
-def _bad_shape(where: str, detail: str) -> NoReturn:
-    raise GateBadResponse(f"{where}: unexpected response shape: {detail}")
-
-
-def _items(data: Any, where: str) -> list[Any]:
-    """A list from a bare array or an ``{"items": [...]}`` envelope."""
-    if isinstance(data, list):
-        return data
-    if isinstance(data, dict) and isinstance(data.get("items"), list):
-        return list(data["items"])
-    _bad_shape(where, f"expected a list or {{\"items\": [...]}}, got {_kind(data)}")
-
-
-def _kind(data: Any) -> str:
-    if isinstance(data, dict):
-        keys = ", ".join(sorted(str(k) for k in data)[:6])
-        return f"an object with keys [{keys}]"
-    return type(data).__name__
-
-
-def _validate(model: type[M], item: Any, where: str, label: str) -> M:
-    if not isinstance(item, dict):
-        _bad_shape(where, f"{label} should be an object, got {_kind(item)}")
-    try:
-        parsed = model.model_validate(item)
-    except ValidationError as exc:
-        detail = _describe(exc)
-    else:
-        if isinstance(parsed, Order) and parsed.order_content:
-            logs.remember_content(parsed.order_content, skip_plain_words=True)  # codes: never in a log line
-        return parsed
-    # Raised outside the except block: the ValidationError (which quotes the input) is not chained.
-    _bad_shape(where, f"{label}: {detail}")
-
-
-def _parse_list(data: Any, model: type[M], where: str) -> list[M]:
-    return [_validate(model, item, where, f"item {i}") for i, item in enumerate(_items(data, where))]
-
-
-def _parse_object(data: Any, model: type[M], where: str, *, wrapper: str) -> M:
-    if isinstance(data, dict) and "id" not in data:
-        inner = data.get(wrapper, data.get("data"))
-        if isinstance(inner, dict):  # lenient: {"order": {...}} / {"data": {...}}
-            data = inner
-    return _validate(model, data, where, model.__name__)
-
-
-def _int_field(data: Mapping[str, Any], names: tuple[str, ...], default: int | None) -> int | None:
-    for name in names:
-        value = data.get(name)
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str | Decimal):
-            try:
-                return int(value)
-            except (ValueError, ArithmeticError):
-                continue
-    return default
-
-
-def _parse_page(data: Any, model: type[M], page: int, page_size: int, where: str) -> Page[M]:
-    items = _parse_list(data, model, where)
-    if isinstance(data, dict):
-        got_page = _int_field(data, ("page",), page) or page
-        got_size = _int_field(data, ("pageSize", "page_size"), page_size) or page_size
-        total = _int_field(data, ("total", "total_count", "totalCount"), None)
-    else:  # a bare array: only what we asked for is known
-        got_page, got_size, total = page, page_size, None
-    return Page(items=items, page=got_page, page_size=max(got_size, 1), total=total)
 
 
 async def _walk(fetch: Callable[[int], Awaitable[Page[M]]]) -> AsyncIterator[M]:
