@@ -53,7 +53,8 @@ def _diffs(engine: Engine) -> list[object]:
         def compare_type(ctx: object, inspected: Any, metadata_column: Any, inspected_type: Any,
                          metadata_type: Any) -> bool | None:
             """SQLite ignores a VARCHAR's declared length (0005 widens status to 32 on PostgreSQL only)."""
-            if dialect == "sqlite" and isinstance(inspected_type, String) and isinstance(metadata_type, String):
+            if dialect == "sqlite" and isinstance(inspected_type, String) and isinstance(
+                    getattr(metadata_type, "impl", metadata_type), String):
                 return False
             return None
 
