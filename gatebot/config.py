@@ -202,6 +202,7 @@ class Settings(BaseSettings):
     gatebot_balance_interval: int = Field(default=300, ge=1)
     gatebot_health_interval: int = Field(default=60, ge=1)
     gatebot_deposit_interval: int = Field(default=300, ge=1)
+    gatebot_approval_interval: int = Field(default=60, ge=1)
     gatebot_digest_hour: int = Field(default=8, ge=0, le=23)
     gatebot_run_jobs: bool = True
 
