@@ -113,7 +113,7 @@ async def test_self_approval_is_refused_even_for_a_finance_requester(pipeline: P
     approvals = watch(p)
     with pytest.raises(ApprovalRefused, match="You placed this order, so someone else has to approve"):
         await p.service.approve(order.id or 0, "U123", roles=FINANCE)
-    with pytest.raises(ApprovalRefused, match="Only admin or finance may approve or reject orders."):
+    with pytest.raises(ApprovalRefused, match=r"Only admin or finance may approve or reject orders\."):
         await p.service.approve(order.id or 0, "U555", roles={"ops"})
     assert p.creates() == 0
     assert [(a, allowed) for a, _, allowed, _ in audit(p, "approval.decide")] == [("U123", False), ("U555", False)]
@@ -258,7 +258,7 @@ async def test_daily_limit_at_the_boundary_and_after_24_hours(pipeline: Pipeline
                                           "raise it, or order less."}
     assert (await p.service.quote(draft(1, requester="U999"))).cost == usd("20")  # per person
     p.clock.advance(timedelta(hours=23))  # the first order (40) is now exactly 24 h old: out of the window
-    with pytest.raises(OrderInvalid, match="USD 20.00 used in the last 24 hours, USD 40.00 remains"):
+    with pytest.raises(OrderInvalid, match=r"USD 20\.00 used in the last 24 hours, USD 40\.00 remains"):
         await p.service.quote(draft(3))
     assert not (await p.service.quote(draft(2))).needs_approval
 
@@ -271,7 +271,7 @@ async def test_role_limit_is_shared_and_awaiting_orders_count_but_rejected_do_no
     await p.service.place(draft(2, requester="U1", roles=ops))  # 40
     waiting = await p.service.place(draft(3, requester="U2", roles=ops))  # 60, awaiting approval: counts
     assert waiting.status == OrderStatus.AWAITING_APPROVAL
-    with pytest.raises(OrderInvalid, match="the ops team's daily limit of USD 100.00: USD 100.00 used"):
+    with pytest.raises(OrderInvalid, match=r"the ops team's daily limit of USD 100\.00: USD 100\.00 used"):
         await p.service.quote(draft(1, requester="U3", roles=ops))
     assert (await p.service.quote(draft(1, requester="U3", roles=FINANCE))).cost == usd("20")
     await p.service.reject(waiting.id or 0, APPROVER, "not now", roles=FINANCE)
