@@ -460,7 +460,8 @@ def modal_errors(errors: Mapping[str, str], *, kind: ProductKind | None = None,
     ``balance`` and ``limit`` (a daily spending limit) go on the amount block for top-ups and the
     quantity block for vouchers (hence ``kind``, the product's). Slack refuses an ``errors`` answer
     naming a block the view lacks, so when ``block_ids`` (the view's input blocks) is given, an error
-    whose block is missing moves to one that exists: ``account.<name>`` to the free-form box, anything else to the product block.
+    whose block is missing moves to one that exists: ``account.<name>`` to the free-form box, anything
+    else to the product block.
     """
     amount_based = kind is ProductKind.TOP_UP
     simple = {"product": ids.ORDER_PRODUCT, "amount": ids.ORDER_AMOUNT, "quantity": ids.ORDER_QUANTITY,
