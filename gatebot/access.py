@@ -1,9 +1,11 @@
 """Who may see what: the access rules of the business, as pure functions of ids and role names.
 
 :func:`may_see_codes` is the one rule for voucher codes and PINs: the requester always sees their own;
-anyone else only with a role listed in ``GATEBOT_CODE_ROLES``. Where the person's roles come from (Slack
-user lists and user groups: ``gatebot.slack.roles.Roles``) is the edge's business; what those roles
-allow is decided here, so the Slack lookups, the Home tab and any later surface ask the same question.
+anyone else only with a role listed in ``GATEBOT_CODE_ROLES``. :func:`approval_refusal` is the one rule
+for who may decide an approval request (four eyes: an approver role, never the requester). Where the
+person's roles come from (Slack user lists and user groups: ``gatebot.slack.roles.Roles``) is the
+edge's business; what those roles allow is decided here, so the Slack lookups, the Home tab and any
+later surface ask the same question.
 
 Pure: no I/O. Must not import Slack, the scheduler, ``gatebot.slack``, ``gatebot.jobs``, ``gatebot.demo``
 or ``gatebot.emulator``.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["may_see_codes"]
+__all__ = ["approval_refusal", "may_see_codes"]
 
 
 def may_see_codes(viewer: str, *, requester: str | None, roles: Iterable[str], code_roles: Iterable[str]) -> bool:
@@ -23,3 +25,17 @@ def may_see_codes(viewer: str, *, requester: str | None, roles: Iterable[str], c
     if requester is not None and viewer == requester:
         return True
     return bool(frozenset(code_roles) & frozenset(roles))
+
+
+def approval_refusal(approver: str, *, requester: str | None, roles: Iterable[str],
+                     approver_roles: Iterable[str]) -> str | None:
+    """Why ``approver`` (holding ``roles``) may NOT decide a request placed by ``requester``; ``None``: they may.
+
+    Four eyes: never the requester, even one holding an approver role; otherwise a role in
+    ``approver_roles`` (``GATEBOT_APPROVER_ROLES``, default finance and admin) is needed."""
+    if requester is not None and approver == requester:
+        return "You placed this order, so someone else has to approve or reject it (four-eyes rule)."
+    if not frozenset(approver_roles) & frozenset(roles):
+        wanted = " or ".join(sorted(approver_roles)) or "an approver role"
+        return f"Only {wanted} may approve or reject orders."
+    return None

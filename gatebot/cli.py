@@ -310,6 +310,8 @@ def cmd_buy(args: argparse.Namespace, settings: Settings) -> int:
         after = quote.balance_after
         print(f"{quote.product.name}: costs {quote.cost}"
               + (f", leaves {after}" if after is not None else ""))
+        if quote.approval:
+            print(f"Needs approval ({quote.approval}): it is saved, and sent only when an approver approves it.")
         if not args.yes:
             if not sys.stdin.isatty():
                 raise UsageError("not a terminal: add --yes to place the order without confirming")
@@ -330,8 +332,76 @@ def cmd_buy(args: argparse.Namespace, settings: Settings) -> int:
             _print_err(f"order #{order.id} is saved but not settled ({order.status}): do not place it again; "
                        + ("it is sent again, with the same key, when a deposit posts"
                           if order.status == "waiting_funds" else
+                          f"an approver sends it with `gatebot approve {order.id} --as <id>`"
+                          if order.status == "awaiting_approval" else
                           "`gatebot recover` settles it with the same key (no double charge)"))
         return code
+
+    return _run(settings, go)
+
+
+# -- approvals (for when Slack is down) ------------------------------------------------------------------
+def _order_number(text: str) -> int:
+    """``type=`` for an order number: 12 or #12."""
+    digits = text.strip().removeprefix("#")
+    if not digits.isdigit() or not 1 <= int(digits) < 2**31:
+        raise argparse.ArgumentTypeError(f"must be an order number like 12 or #12, got {text!r}")
+    return int(digits)
+
+
+def _approver(text: str) -> str:
+    """``type=`` for ``--as``: a Slack user id (U…/W…) or a CLI identity ``cli:<name>``."""
+    from gatebot.slack.roles import is_user_id
+
+    value = text.strip()
+    if is_user_id(value) or (value.startswith("cli:") and len(value) > 4 and len(value) <= 64
+                             and value[4:].replace("-", "").replace("_", "").replace(".", "").isalnum()):
+        return value
+    raise argparse.ArgumentTypeError(f"must be a Slack user id (U…) or cli:<name>, got {text!r}")
+
+
+async def _approver_roles(settings: Settings, approver: str) -> frozenset[str]:
+    """The roles of ``--as``: a Slack user id's from GATEBOT_OPS/FINANCE/SUPPORT/ADMINS (user ids only: user
+    groups need Slack); a ``cli:`` identity has none of its own (GATEBOT_CLI_APPROVERS makes it an approver)."""
+    from gatebot.slack.roles import Roles
+
+    if approver.startswith("cli:"):
+        return frozenset()
+    return await Roles.from_settings(settings, client=None).of(approver)
+
+
+def cmd_approvals(args: argparse.Namespace, settings: Settings) -> int:
+    from gatebot.textview import approvals_table
+
+    async def go(c: Core) -> int:
+        print(approvals_table(await c.orders.open_approvals(limit=args.limit), now=c.clock.now()))
+        return 0
+
+    return _run(settings, go)
+
+
+def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
+    """``gatebot approve N --as WHO`` and ``gatebot reject N --reason WHY --as WHO``."""
+    from gatebot.orders import ApprovalRefused, GateDown
+    from gatebot.textview import order_text
+
+    reason = _clean(args.reason, limit=500, what="--reason") if args.command == "reject" else ""
+    if args.command == "reject" and not reason:
+        raise UsageError("--reason: say why the order is rejected (the requester is told)")
+
+    async def go(c: Core) -> int:
+        roles = await _approver_roles(settings, args.approver)
+        try:
+            if args.command == "approve":
+                order = await c.orders.approve(args.number, args.approver, roles=roles)
+            else:
+                order = await c.orders.reject(args.number, args.approver, reason, roles=roles)
+        except (ApprovalRefused, GateDown) as exc:
+            _print_err(str(exc))
+            return 1
+        assert order.id is not None
+        print(order_text(order, await c.orders.history(order.id), content=None))
+        return 0
 
     return _run(settings, go)
 
@@ -339,13 +409,14 @@ def cmd_buy(args: argparse.Namespace, settings: Settings) -> int:
 #: ``gatebot buy`` exits 3 when the order is saved but Gate's answer is not final yet.
 EXIT_UNSETTLED = 3
 BUY_EXIT = {"pending": 0, "completed": 0, "unknown": EXIT_UNSETTLED, "submitting": EXIT_UNSETTLED,
-            "waiting_funds": EXIT_UNSETTLED}
+            "waiting_funds": EXIT_UNSETTLED, "awaiting_approval": EXIT_UNSETTLED}
 BUY_EXIT_CODES = """exit codes:
   0  Gate accepted the order (pending or completed)
   1  nothing was placed, or Gate refused it (rejected, failed, needs attention)
   2  bad usage: a wrong option or order field (nothing was sent), e.g. an --ref already used
-  3  the order is saved but its outcome is not settled yet (Gate did not answer clearly, or it
-     waits for funds): do not place it again; `gatebot recover` settles it with the same key"""
+  3  the order is saved but its outcome is not settled yet (Gate did not answer clearly, it
+     waits for funds, or it waits for approval): do not place it again; `gatebot recover`
+     settles it with the same key, `gatebot approve N --as ...` sends one awaiting approval"""
 
 
 def _invalid_order(exc: OrderInvalid) -> int:
@@ -497,6 +568,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.add_argument("--refresh", action="store_true", help="reload the catalog from Gate first")
     p.set_defaults(handler=cmd_buy)
+
+    p = sub.add_parser("approvals", help="approval requests waiting for a decision, oldest first")
+    p.add_argument("--limit", type=_positive_int, default=100, help="at most this many (default: 100)")
+    p.set_defaults(handler=cmd_approvals)
+
+    as_help = ("who decides: a Slack user id (roles from GATEBOT_FINANCE/ADMINS...) or cli:<name> "
+               "(listed in GATEBOT_CLI_APPROVERS); never the requester")
+    p = sub.add_parser("approve", help="approve a request: the saved order is sent to Gate")
+    p.add_argument("number", type=_order_number, help="the order number (12 or #12)")
+    p.add_argument("--as", dest="approver", type=_approver, required=True, help=as_help)
+    p.set_defaults(handler=cmd_decide)
+
+    p = sub.add_parser("reject", help="reject a request: nothing is sent to Gate")
+    p.add_argument("number", type=_order_number, help="the order number (12 or #12)")
+    p.add_argument("--reason", required=True, help="why (the requester is told)")
+    p.add_argument("--as", dest="approver", type=_approver, required=True, help=as_help)
+    p.set_defaults(handler=cmd_decide)
 
     p = sub.add_parser("demo", help="the whole bot on this machine, no Slack workspace needed")
     from gatebot.demo import add_arguments

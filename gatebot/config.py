@@ -38,6 +38,7 @@ __all__ = [
     "SANDBOX_API_KEY",
     "ConfigError",
     "Settings",
+    "SpendLimit",
     "Thresholds",
     "load_settings",
     "production_problems",
@@ -80,6 +81,37 @@ class Thresholds:
 
     def __hash__(self) -> int:
         return hash((self.warning, self.critical))
+
+
+class SpendLimit:
+    """A daily spending limit: for each person (``role is None``) or shared by everyone holding ``role``."""
+
+    __slots__ = ("limit", "role")
+
+    def __init__(self, limit: Money, role: str | None = None) -> None:
+        self.limit = limit
+        self.role = role
+
+    @property
+    def scope(self) -> str:
+        """How people read it: ``per person`` or ``role ops``."""
+        return "per person" if self.role is None else f"role {self.role}"
+
+    def __repr__(self) -> str:
+        return f"SpendLimit({self.scope}, {self.limit})"
+
+    def __str__(self) -> str:
+        return f"{self.limit} {self.scope}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SpendLimit) and (self.limit, self.role) == (other.limit, other.role)
+
+    def __hash__(self) -> int:
+        return hash((self.limit, self.role))
+
+
+_ROLE_NAMES = frozenset({"ops", "finance", "support", "admin"})
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _toml_path() -> Path | None:
@@ -139,6 +171,20 @@ class Settings(BaseSettings):
     #: Customer-account fields per product id or slug, for products that do not publish them (JSON).
     gatebot_account_fields: Annotated[dict[str, list[dict[str, Any]]], NoDecode] = Field(default_factory=dict)
 
+    # -- Approvals and spending limits (README "Approvals and limits"; unset: no approvals, no limits) ---
+    #: Per currency: an order whose estimated cost is strictly over this needs a second person's approval.
+    gatebot_approval_over: Annotated[dict[str, Money], NoDecode] = Field(default_factory=dict)
+    #: Roles whose members may approve (never their own orders).
+    gatebot_approver_roles: CommaList = Field(default_factory=lambda: ["finance", "admin"])
+    #: CLI identities (``cli:<name>``) that count as approvers in ``gatebot approve|reject --as``.
+    gatebot_cli_approvers: CommaList = Field(default_factory=list)
+    #: Daily (rolling 24 h) limits: ``user:USD:500`` per person, ``role:ops:USD:5000`` shared by a role.
+    gatebot_daily_limit: Annotated[list[SpendLimit], NoDecode] = Field(default_factory=list)
+    #: What an order over a daily limit gets: refused, or sent for approval.
+    gatebot_over_limit: Literal["refuse", "approval"] = "refuse"
+    #: How long an approval request stays open (seconds, or 90m / 24h / 2d).
+    gatebot_approval_ttl: int = Field(default=24 * 3600, ge=60, le=30 * 86400)
+
     # -- Alerting ---------------------------------------------------------------------------------------
     gatebot_alert_channel: str | None = None
     gatebot_finance_channel: str | None = None
@@ -156,6 +202,7 @@ class Settings(BaseSettings):
     gatebot_balance_interval: int = Field(default=300, ge=1)
     gatebot_health_interval: int = Field(default=60, ge=1)
     gatebot_deposit_interval: int = Field(default=300, ge=1)
+    gatebot_approval_interval: int = Field(default=60, ge=1)
     gatebot_digest_hour: int = Field(default=8, ge=0, le=23)
     gatebot_run_jobs: bool = True
 
@@ -186,7 +233,7 @@ class Settings(BaseSettings):
                     raise ValueError(f"{item!r} is not a Slack user id (U…/W…) or user-group id (S…)")
         return value
 
-    @field_validator("gatebot_code_roles", mode="before")
+    @field_validator("gatebot_code_roles", "gatebot_approver_roles", mode="before")
     @classmethod
     def _split_roles(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -194,6 +241,76 @@ class Settings(BaseSettings):
         allowed = {"ops", "finance", "support", "admin"}
         if isinstance(value, list) and not set(value) <= allowed:
             raise ValueError(f"roles must be among {', '.join(sorted(allowed))}")
+        return value
+
+    @field_validator("gatebot_cli_approvers", mode="before")
+    @classmethod
+    def _split_cli_approvers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for item in value:
+                if not (isinstance(item, str) and item.startswith("cli:") and len(item) > 4):
+                    raise ValueError(f"{item!r} is not a CLI identity; write cli:<name>, like cli:alice")
+        return value
+
+    @field_validator("gatebot_approval_over", mode="before")
+    @classmethod
+    def _approval_over(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            items = [f"{cur}:{amount}" for cur, amount in value.items()]
+        elif isinstance(value, str):
+            items = [part.strip() for part in value.split(",") if part.strip()]
+        else:
+            return value
+        result: dict[str, Money] = {}
+        for item in items:
+            currency, colon, amount = item.partition(":")
+            code = currency.strip().upper()
+            if not colon or not amount.strip():
+                raise ValueError(f"{item!r} has no amount; write CUR:amount like USD:1000")
+            try:
+                result[code] = Money.parse(amount.strip(), code)
+            except MoneyError as exc:
+                raise ValueError(f"{item!r}: {exc} (the format is CUR:amount, like USD:1000)") from None
+        return result
+
+    @field_validator("gatebot_daily_limit", mode="before")
+    @classmethod
+    def _daily_limits(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            return value
+        result: list[SpendLimit] = []
+        hint = "write user:CUR:amount or role:<role>:CUR:amount, like user:USD:500 or role:ops:USD:5000"
+        for item in value:
+            if isinstance(item, SpendLimit):
+                result.append(item)
+                continue
+            parts = [p.strip() for p in str(item).split(":")]
+            if parts[0].lower() == "user" and len(parts) == 3:
+                role, (code, amount) = None, parts[1:]
+            elif parts[0].lower() == "role" and len(parts) == 4:
+                role, code, amount = parts[1].lower(), parts[2], parts[3]
+                if role not in _ROLE_NAMES:
+                    raise ValueError(f"{item!r}: unknown role {role!r} (roles: {', '.join(sorted(_ROLE_NAMES))})")
+            else:
+                raise ValueError(f"{item!r}: {hint}")
+            try:
+                result.append(SpendLimit(Money.parse(amount, code.upper()), role))
+            except MoneyError as exc:
+                raise ValueError(f"{item!r}: {exc} ({hint})") from None
+        return result
+
+    @field_validator("gatebot_approval_ttl", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip()[-1:].lower() in _DURATION_UNITS:
+            number = value.strip()[:-1]
+            if not number.isdigit():
+                raise ValueError(f"{value!r} is not a duration; write seconds or 90m, 24h, 2d")
+            return int(number) * _DURATION_UNITS[value.strip()[-1].lower()]
         return value
 
     @field_validator("gatebot_account_fields", mode="before")
@@ -287,7 +404,7 @@ class Settings(BaseSettings):
             elif value is None:
                 text = "(unset)"
             elif isinstance(value, list):
-                text = ",".join(value) or "(none)"
+                text = ",".join(map(str, value)) or "(none)"
             elif isinstance(value, dict):
                 text = ", ".join(f"{k}: {v}" for k, v in value.items()) or "(none)"
             elif name == "database_url":

@@ -243,6 +243,12 @@ async def run_catalog_refresh(ctx: JobContext) -> int:
     return await ctx.orders.refresh_catalog()
 
 
+async def run_approval_expiry(ctx: JobContext) -> int:
+    """End approval requests nobody decided in time (``rejected``, nothing sent); the pipeline publishes
+    ``order.rejected`` and ``approval.expired``."""
+    return await ctx.orders.expire_approvals()
+
+
 async def run_tracking(ctx: JobContext) -> TrackResult:
     """Bring pending orders up to date; the pipeline publishes ``order.<status>`` events, which the
     Slack notifier turns into message edits and the code DM."""
@@ -314,6 +320,7 @@ def default_jobs(settings: Settings) -> tuple[JobSpec, ...]:
         JobSpec("catalog", run_catalog_refresh, every(settings.gatebot_catalog_interval), needs_api=True),
         JobSpec("recover", run_recovery, every(settings.gatebot_recover_interval), needs_api=True),
         JobSpec("track", run_tracking, every(settings.gatebot_track_interval), needs_api=True),
+        JobSpec("approvals", run_approval_expiry, every(settings.gatebot_approval_interval)),
         JobSpec("balance", run_balance_check, every(settings.gatebot_balance_interval), needs_api=True),
         JobSpec("deposits", run_deposit_watch, every(settings.gatebot_deposit_interval), needs_api=True),
         JobSpec("digest", run_daily_digest, timedelta(hours=1), at_minute=0),

@@ -37,7 +37,7 @@ from gatebot.gate import GateClient, RetryPolicy
 from gatebot.health.calls import CallRecorder
 from gatebot.health.circuit import circuit_open_async
 from gatebot.metrics import default_metrics
-from gatebot.orders import OrderService
+from gatebot.orders import ApprovalPolicy, OrderService
 from gatebot.poster import LogPoster, Poster
 from gatebot.signals import stop_on_signals
 from gatebot.store.crypto import Cipher, cipher_from_key
@@ -200,6 +200,7 @@ def build_core(settings: Settings, *, clock: Clock | None = None, check_schema: 
         account_fields=settings.gatebot_account_fields, default_margin=settings.gatebot_topup_margin,
         resume_on_deposit=settings.gatebot_resume_on_deposit,
         gate_available=lambda: gate_up(db),  # refuse new orders while the circuit is open
+        approval_policy=ApprovalPolicy.from_settings(settings),
     )
     return Core(settings=settings, clock=clock, db=db, cipher=cipher, gate=client, gate_calls=calls,
                 events=events, orders=orders)

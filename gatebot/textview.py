@@ -7,7 +7,7 @@ Must not import Slack or the scheduler.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +15,7 @@ from gatebot.gate.models import ProductKind
 from gatebot.money import format_amount
 from gatebot.store.models import CatalogProduct, Order, OrderHistory
 
-__all__ = ["order_text", "orders_table", "products_table"]
+__all__ = ["approvals_table", "order_text", "orders_table", "products_table"]
 
 
 def _money(value: Decimal | None, currency: str) -> str:
@@ -48,6 +48,7 @@ def order_text(order: Order, history: Sequence[OrderHistory], *, content: dict[s
         lines.append(f"  failed         {_when(order.failed_at)}")
     if order.status_reason:
         lines.append(f"  why            {order.status_reason}")
+    lines.extend(_approval_lines(order))
     if content:
         lines.append("  content        " + ", ".join(f"{k}={v}" for k, v in content.items()))
     if history:
@@ -56,6 +57,34 @@ def order_text(order: Order, history: Sequence[OrderHistory], *, content: dict[s
             lines.append(f"    {_when(h.at)}  {h.from_status or '-':>13} → {h.to_status:<13} {h.actor}"
                          + (f" — {h.note}" if h.note else ""))
     return "\n".join(lines)
+
+
+def _approval_lines(order: Order) -> list[str]:
+    """The approval trail: open until when, or who decided, when and why."""
+    if order.approval_expires_at is None:
+        return []
+    if order.decided_by is None:
+        return [f"  approval       waiting; the request expires {_when(order.approval_expires_at)}"]
+    verb = {"approval_rejected": "rejected", "approval_expired": "expired"}.get(order.error_code or "", "approved")
+    line = f"  approval       {verb} by {order.decided_by} at {_when(order.decided_at)}"
+    return [line + (f" — {order.decision_reason}" if order.decision_reason else "")]
+
+
+def _age(delta: timedelta) -> str:
+    minutes = max(int(delta.total_seconds()) // 60, 0)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+def approvals_table(orders: Iterable[Order], *, now: datetime) -> str:
+    """Open approval requests: number, requester, cost, age, expiry, product."""
+    rows = [f"{'#':>6}  {'requester':<16} {'cost':>16}  {'age':>7}  {'expires (UTC)':<16}  product"]
+    count = 0
+    for o in orders:
+        count += 1
+        expires = f"{o.approval_expires_at:%Y-%m-%d %H:%M}" if o.approval_expires_at else "-"
+        rows.append(f"{o.id:>6}  {o.requester:<16} {_money(o.estimated_cost, o.currency):>16}  "
+                    f"{_age(now - o.created_at):>7}  {expires:<16}  {o.product_name}")
+    return "\n".join(rows) if count else "no approval requests are waiting"
 
 
 def orders_table(orders: Iterable[Order]) -> str:

@@ -158,3 +158,52 @@ def test_settings_built_around_load_settings_still_refuse_at_startup():
 
     with pytest.raises(ConfigError, match="GATEBOT_ENCRYPTION_KEY: required in production"):
         build_cipher(Settings(_env_file=None, gatebot_encryption_key=None))
+
+
+# -- approvals and limits (issue 13) -------------------------------------------------------------------------
+def test_approval_policy_defaults_change_nothing():
+    from gatebot.orders import ApprovalPolicy
+
+    s = load_settings(gatebot_env="development")
+    policy = ApprovalPolicy.from_settings(s)
+    assert policy.approval_over == {} and policy.daily_limits == () and policy.over_limit == "refuse"
+    assert policy.approver_roles == {"finance", "admin"} and policy.ttl.total_seconds() == 24 * 3600
+    assert s.masked()["GATEBOT_DAILY_LIMIT"] == "(none)"
+
+
+def test_approval_settings_from_the_environment(monkeypatch):
+    from gatebot.config import SpendLimit
+
+    monkeypatch.setenv("GATEBOT_APPROVAL_OVER", "usd:1000, EUR:800")
+    monkeypatch.setenv("GATEBOT_DAILY_LIMIT", "user:USD:500,role:ops:USD:5000")
+    monkeypatch.setenv("GATEBOT_APPROVER_ROLES", "Finance")
+    monkeypatch.setenv("GATEBOT_CLI_APPROVERS", "cli:alice")
+    monkeypatch.setenv("GATEBOT_OVER_LIMIT", "approval")
+    monkeypatch.setenv("GATEBOT_APPROVAL_TTL", "90m")
+    s = load_settings(gatebot_env="development")
+    assert s.gatebot_approval_over == {"USD": Money.parse("1000", "USD"), "EUR": Money.parse("800", "EUR")}
+    assert s.gatebot_daily_limit == [SpendLimit(Money.parse("500", "USD")),
+                                     SpendLimit(Money.parse("5000", "USD"), role="ops")]
+    assert s.gatebot_approver_roles == ["finance"] and s.gatebot_cli_approvers == ["cli:alice"]
+    assert (s.gatebot_over_limit, s.gatebot_approval_ttl) == ("approval", 5400)
+    assert s.masked()["GATEBOT_DAILY_LIMIT"] == "USD 500.00 per person,USD 5,000.00 role ops"
+
+
+def test_approval_settings_from_toml(tmp_path, monkeypatch):
+    (tmp_path / "gatebot.toml").write_text('gatebot_approval_over = "USD:1000"\n'
+                                           'gatebot_daily_limit = ["user:USD:500"]\ngatebot_approval_ttl = 3600\n')
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(gatebot_env="development")
+    assert s.gatebot_approval_over == {"USD": Money.parse("1000", "USD")}
+    assert len(s.gatebot_daily_limit) == 1 and s.gatebot_approval_ttl == 3600
+
+
+def test_bad_approval_settings_are_one_line_each(monkeypatch):
+    monkeypatch.setenv("GATEBOT_APPROVAL_OVER", "USD:lots")
+    monkeypatch.setenv("GATEBOT_DAILY_LIMIT", "role:boss:USD:5")
+    monkeypatch.setenv("GATEBOT_APPROVAL_TTL", "10s")
+    with pytest.raises(ConfigError) as info:
+        load_settings(gatebot_env="development")
+    names = [line.split(":", 1)[0] for line in info.value.problems]
+    assert names == ["GATEBOT_APPROVAL_OVER", "GATEBOT_DAILY_LIMIT", "GATEBOT_APPROVAL_TTL"]
+    assert "unknown role 'boss'" in info.value.problems[1]

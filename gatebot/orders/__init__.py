@@ -15,33 +15,53 @@ Status machine (ours, see ``store.models.OrderStatus``)::
                 └─> needs_attention                      (Gate's order id is held by another of our
                                                           orders: logged, left to a person)
 
+    awaiting_approval ─┬─> submitting (approved by another person: the same key and body) ─> ...
+                       └─> rejected    (rejected by an approver, or expired: nothing sent)
+
 Every transition goes through ``repo.set_status`` (appends history) and publishes an ``order.<status>``
 event on the bus; ``order.created`` is published when the intent is saved.
 
 The package, one module per part: ``model`` (drafts, quotes, errors), ``validation_rules`` and
 ``validation``, ``balances``, ``recording`` (Gate's answers), ``submit`` (quote, intent, submit),
-``tracking`` (track, recover, resume), ``drafts`` (a person's reviewed draft between review and
+``tracking`` (track, recover, resume), ``policy`` and ``spending`` (approval threshold, daily limits),
+``approvals`` (approve, reject, expire), ``drafts`` (a person's reviewed draft between review and
 place) and ``service`` (:class:`OrderService`, assembled from those parts). Import from here.
 
 Must not import Slack or the scheduler.
 """
 
+from gatebot.orders.approvals import APPROVAL_EXPIRED, APPROVAL_REJECTED
 from gatebot.orders.catalog_search import find_products, match_products
 from gatebot.orders.drafts import Drafts, DraftState, OpenedDraft
-from gatebot.orders.model import BalanceSnapshot, GateDown, OrderDraft, OrderInvalid, Quote, TrackResult
+from gatebot.orders.model import (
+    ApprovalRefused,
+    BalanceSnapshot,
+    GateDown,
+    OrderDraft,
+    OrderInvalid,
+    Quote,
+    TrackResult,
+)
+from gatebot.orders.policy import LIMIT_WINDOW, ApprovalPolicy, LimitUse
 from gatebot.orders.service import OrderService
 from gatebot.orders.submit import BACKOFF, SUBMIT_GRACE, new_external_ref, new_idempotency_key
 from gatebot.orders.tracking import SINGLE_FETCH_LIMIT
 from gatebot.orders.validation_rules import account_fields_for, parse_account_lines
 
 __all__ = [
+    "APPROVAL_EXPIRED",
+    "APPROVAL_REJECTED",
     "BACKOFF",
+    "LIMIT_WINDOW",
     "SINGLE_FETCH_LIMIT",
     "SUBMIT_GRACE",
+    "ApprovalPolicy",
+    "ApprovalRefused",
     "BalanceSnapshot",
     "DraftState",
     "Drafts",
     "GateDown",
+    "LimitUse",
     "OpenedDraft",
     "OrderDraft",
     "OrderInvalid",

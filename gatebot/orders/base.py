@@ -20,6 +20,7 @@ from gatebot.events import Event, EventBus
 from gatebot.gate.models import CustomerAccountField
 from gatebot.orders.drafts import Drafts
 from gatebot.orders.model import GateDown
+from gatebot.orders.policy import ApprovalPolicy
 from gatebot.orders.validation_rules import account_fields_for
 from gatebot.store.crypto import Cipher
 from gatebot.store.db import Database
@@ -43,6 +44,7 @@ class ServiceBase:
         default_margin: Decimal = Decimal("0"),
         resume_on_deposit: bool = True,
         gate_available: Callable[[], Awaitable[bool]] | None = None,
+        approval_policy: ApprovalPolicy | None = None,
     ) -> None:
         self.db = db
         self.gate = gate_client
@@ -53,6 +55,8 @@ class ServiceBase:
         self.default_margin = default_margin
         self.resume_on_deposit = resume_on_deposit
         self._gate_available = gate_available or _always_available
+        #: Approval threshold, approvers and daily limits (default: none, every order is sent at once).
+        self.approval_policy = approval_policy or ApprovalPolicy()
         #: Reviewed drafts of the Slack order form, between review and placing.
         self.drafts = Drafts(db=db, cipher=cipher, clock=clock)
         self._background: set[asyncio.Future[Any]] = set()
@@ -68,9 +72,9 @@ class ServiceBase:
                            "Try again when it has recovered (see /gate health).")
 
 
-    async def _emit(self, kind: str, order: Order) -> None:
+    async def _emit(self, kind: str, order: Order, **data: Any) -> None:
         await self.events.publish(Event(kind=kind, at=self.clock.now(), order_id=order.id,
-                                        data={"status": str(order.status)}))
+                                        data={"status": str(order.status), **data}))
 
 
 async def _always_available() -> bool:

@@ -74,6 +74,7 @@ class Drafts:
             "product": draft.product, "amount": None if draft.amount is None else str(draft.amount),
             "quantity": draft.quantity, "account": dict(draft.account), "external_ref": draft.external_ref,
             "test": draft.test, "origin_channel": draft.origin_channel,
+            "requester_roles": sorted(draft.requester_roles),
         })
         now = self.clock.now()
         value = {"user": user, "saved_at": now, "sealed": sealed}
@@ -113,7 +114,7 @@ class Drafts:
                           amount=Decimal(amount) if amount is not None else None, quantity=data.get("quantity"),
                           account=dict(data.get("account") or {}), external_ref=data.get("external_ref"),
                           test=bool(data.get("test")), origin_channel=data.get("origin_channel"),
-                          draft_id=draft_id)
+                          draft_id=draft_id, requester_roles=frozenset(data.get("requester_roles") or ()))
 
 
 def _stored(s: Session, draft_id: str) -> tuple[dict[str, Any] | None, Order | None]:

@@ -25,12 +25,18 @@ class OrderInvalid(Exception):
     """The draft cannot be sent. ``errors`` maps a field to a message a person understands.
 
     Field keys: ``product``, ``amount``, ``quantity``, ``external_ref``, ``account`` (free-form input),
-    ``account.<name>``, ``balance``.
+    ``account.<name>``, ``balance``, ``limit`` (a daily spending limit).
     """
 
     def __init__(self, errors: Mapping[str, str]) -> None:
         self.errors = dict(errors)
         super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
+
+
+class ApprovalRefused(Exception):
+    """An approval or rejection that cannot be made (not an approver, own order, decided, expired...).
+
+    ``str(exc)`` is one sentence for the person who tried; nothing changed."""
 
 
 class GateDown(Exception):
@@ -51,6 +57,8 @@ class OrderDraft:
     origin_channel: str | None = None
     #: The Slack modal draft this comes from: a second submit of the same draft finds the first order.
     draft_id: str | None = None
+    #: The requester's roles as the surface resolved them: role daily limits count the order against them.
+    requester_roles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +86,12 @@ class Quote:
     available: Money | None = None
     #: True when the balance came from the last known reading because Gate was slow.
     balance_cached: bool = False
+    #: Why this order will wait for a second person's approval (``None``: it is sent at once).
+    approval: str | None = None
+
+    @property
+    def needs_approval(self) -> bool:
+        return self.approval is not None
 
     @property
     def balance_after(self) -> Money | None:

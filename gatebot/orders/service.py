@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from gatebot.orders.approvals import Approvals
 from gatebot.orders.tracking import Tracking
 from gatebot.store import repo
 from gatebot.store.models import CatalogProduct, Order, OrderHistory
@@ -17,7 +18,7 @@ from gatebot.store.models import CatalogProduct, Order, OrderHistory
 log = logging.getLogger(__name__)
 
 
-class OrderService(Tracking):
+class OrderService(Tracking, Approvals):
     """The order pipeline over one store and one Gate client. Safe to share across tasks."""
 
     # -- catalog ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from gatebot.logcontext import log_context
 from gatebot.orders.balances import Balances
 from gatebot.orders.model import OrderDraft, OrderInvalid, Quote, order_id_of
 from gatebot.orders.recording import _SUBMITTABLE, Recording
+from gatebot.orders.spending import Spending
 from gatebot.orders.validation import Validation
 from gatebot.store import repo
 from gatebot.store.models import Order, OrderStatus
@@ -48,7 +49,7 @@ def _backoff(attempts: int) -> timedelta:
     return BACKOFF[min(max(attempts - 1, 0), len(BACKOFF) - 1)]
 
 
-class Submitting(Validation, Balances, Recording):
+class Submitting(Validation, Balances, Spending, Recording):
     """The way in: quote a draft, save its intent, send it."""
 
     # -- quote and place ------------------------------------------------------------------------------
@@ -69,8 +70,9 @@ class Submitting(Validation, Balances, Recording):
             raise OrderInvalid({"balance": (
                 f"Not enough {cost.currency}: this order costs {cost} and {available} is available "
                 f"(short by {short}). Ask finance for a deposit, then try again.")})
+        approval = await self._approval_reason(cost, draft)
         return Quote(product=product, request=request, cost=cost, available=available,
-                     balance_cached=snapshot.cached)
+                     balance_cached=snapshot.cached, approval=approval)
 
     async def place(self, draft: OrderDraft, *, actor: str | None = None) -> Order:
         """Quote, persist the intent, submit. Returns the order as stored after Gate's answer.
@@ -95,18 +97,23 @@ class Submitting(Validation, Balances, Recording):
                 return existing, False
         quote = await self.quote(draft)
         order, created = await self._save_intent(quote, draft)
-        if not created:
-            return order, False
+        if not created or quote.needs_approval:
+            return order, created  # an approval request is sent by approve(), never here
         return await self.submit(order_id_of(order), actor=actor or draft.requester), True
 
     async def save_intent(self, quote: Quote, draft: OrderDraft) -> Order:
-        """Commit the order with a new idempotency key and its full body — before anything is sent."""
+        """Commit the order with a new idempotency key and its full body — before anything is sent.
+
+        A quote that needs approval is saved ``awaiting_approval`` (see ``Approvals``): it is sent only
+        when a second person approves it, with this key and body."""
         order, _ = await self._save_intent(quote, draft)
         return order
 
     async def _save_intent(self, quote: Quote, draft: OrderDraft) -> tuple[Order, bool]:
         """The intent, committed (its own unit of work) when this returns; ``False``: the draft's order."""
         now = self.clock.now()
+        awaiting = quote.approval is not None
+        expires = now + self.approval_policy.ttl if awaiting else None
         product = quote.product
         chosen: list[str] = []
 
@@ -121,15 +128,22 @@ class Submitting(Validation, Balances, Recording):
                 external_ref=ref, idempotency_key=new_idempotency_key(), product_id=product.id,
                 product_name=product.name, product_type=product.type_code, currency=quote.cost.currency,
                 amount=Decimal(top.amount) if top else None, quantity=request.quantity,
-                estimated_cost=quote.cost.amount, status=OrderStatus.SUBMITTING, is_test=request.test,
+                estimated_cost=quote.cost.amount, is_test=request.test,
+                status=OrderStatus.AWAITING_APPROVAL if awaiting else OrderStatus.SUBMITTING,
                 requester=draft.requester, origin_channel=draft.origin_channel, attempts=0,
-                draft_id=draft.draft_id,
-                next_attempt_at=now + SUBMIT_GRACE, created_at=now, updated_at=now,
+                draft_id=draft.draft_id, requester_roles=repo.roles_column(set(draft.requester_roles)),
+                approval_expires_at=expires, status_reason=f"Needs approval: {quote.approval}." if awaiting else None,
+                next_attempt_at=None if awaiting else now + SUBMIT_GRACE, created_at=now, updated_at=now,
             )
             order.set_secret_fields(self.cipher, body=request.body(),
                                     account=dict(top.customer_account) if top else None)
             chosen.append(ref)
-            return repo.add_order(s, order, actor=draft.requester, note="intent saved")
+            if not awaiting:
+                return repo.add_order(s, order, actor=draft.requester, note="intent saved")
+            repo.add_order(s, order, actor=draft.requester, note=f"approval requested: {quote.approval}")
+            repo.audit(s, actor=draft.requester, action="approval.request", target=order.number, allowed=True,
+                       detail=f"{quote.cost}: {quote.approval}", now=now)
+            return order
 
         try:
             order = await self.db.run(insert)
@@ -151,8 +165,11 @@ class Submitting(Validation, Balances, Recording):
             if errors:
                 raise OrderInvalid(errors) from None
             raise
-        log.info("order #%s intent saved (%s, ref %s)", order.id, product.name, order.external_ref)
+        log.info("order #%s intent saved (%s, ref %s)%s", order.id, product.name, order.external_ref,
+                 "; awaiting approval" if awaiting else "")
         await self._emit("order.created", order)
+        if awaiting:
+            await self._emit("approval.requested", order, by=draft.requester, reason=quote.approval)
         return order, True
 
     async def submit(self, order_id: int, *, actor: str = "system:submit") -> Order:

@@ -72,11 +72,14 @@ class OrderStatus(StrEnum):
     #: An inconsistency a person must settle (e.g. Gate answered with an order id another of our
     #: orders holds). Nothing more is sent or tracked automatically; ``status_reason`` says what to do.
     NEEDS_ATTENTION = "needs_attention"
+    #: Over the approval threshold (or a daily limit): the intent is saved, nothing is sent until a
+    #: second person approves it; rejection or expiry ends it as ``rejected`` without a Gate call.
+    AWAITING_APPROVAL = "awaiting_approval"
 
 
 OPEN_STATUSES: Final = frozenset(
     {OrderStatus.SUBMITTING, OrderStatus.UNKNOWN, OrderStatus.PENDING, OrderStatus.WAITING_FUNDS,
-     OrderStatus.NEEDS_ATTENTION}
+     OrderStatus.NEEDS_ATTENTION, OrderStatus.AWAITING_APPROVAL}
 )
 FINAL_STATUSES: Final = frozenset({OrderStatus.COMPLETED, OrderStatus.FAILED, OrderStatus.REJECTED})
 
@@ -159,7 +162,7 @@ class DecimalText(types.TypeDecorator[Decimal]):
 class StatusText(types.TypeDecorator[OrderStatus]):
     """An :class:`OrderStatus` stored as its plain string (no native enum type to migrate)."""
 
-    impl = String(16)
+    impl = String(32)
     cache_ok = True
 
     def __repr__(self) -> str:
@@ -259,6 +262,14 @@ class Order(StoreModel, table=True):
     submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     failed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: The requester's roles when the order was requested (comma-separated): role spending limits count them.
+    requester_roles: str | None = Field(default=None, max_length=64)
+    #: An approval request (``awaiting_approval``) stays open until then; ``None``: never needed approval.
+    approval_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: Who approved or rejected the request (or ``system:approvals`` for an expiry), when, and why.
+    decided_by: str | None = Field(default=None, max_length=64)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    decision_reason: str | None = Field(default=None, sa_type=Text)
 
     MONEY_FIELDS: ClassVar[tuple[str, ...]] = (
         "amount", "estimated_cost", "charged_amount", "balance_before", "balance_after",

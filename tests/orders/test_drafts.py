@@ -61,3 +61,13 @@ async def test_an_unreadable_draft_is_forgotten(pipeline: Pipeline) -> None:
         repo.kv_set(s, draft_key("bad"), {"user": "UALICE", "saved_at": now, "sealed": "f1:garbage"}, now)
     assert (await pipeline.service.drafts.open("bad", user="UALICE")).state is DraftState.UNREADABLE
     assert (await pipeline.service.drafts.open("bad", user="UALICE")).state is DraftState.EXPIRED
+
+
+async def test_the_requesters_roles_survive_the_draft(pipeline: Pipeline) -> None:
+    """Role daily limits count an order against the roles its requester held when the form was reviewed."""
+    import dataclasses
+
+    drafts = pipeline.service.drafts
+    with_roles = dataclasses.replace(_draft("d3"), requester_roles=frozenset({"ops", "finance"}))
+    await drafts.save("d3", user="UALICE", draft=with_roles)
+    assert (await drafts.open("d3", user="UALICE")).draft == with_roles

@@ -7,11 +7,12 @@ import tomllib
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, String, inspect, text
 
 from gatebot.store.db import (
     MIGRATIONS_DIR,
@@ -49,7 +50,15 @@ def _diffs(engine: Engine) -> list[object]:
             wanted = getattr(condition, "dialect", None)
             return wanted is None or wanted == dialect or (isinstance(wanted, tuple) and dialect in wanted)
 
-        context = MigrationContext.configure(connection, opts={"compare_type": True,
+        def compare_type(ctx: object, inspected: Any, metadata_column: Any, inspected_type: Any,
+                         metadata_type: Any) -> bool | None:
+            """SQLite ignores a VARCHAR's declared length (0005 widens status to 32 on PostgreSQL only)."""
+            if dialect == "sqlite" and isinstance(inspected_type, String) and isinstance(
+                    getattr(metadata_type, "impl", metadata_type), String):
+                return False
+            return None
+
+        context = MigrationContext.configure(connection, opts={"compare_type": compare_type,
                                                                "include_object": include_object})
         return list(compare_metadata(context, metadata))
 
@@ -57,7 +66,7 @@ def _diffs(engine: Engine) -> list[object]:
 def test_upgrade_empty_database_to_head(engine: Engine) -> None:
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == head_revision() == "0004"
+    assert current_revision(engine) == head_revision() == "0005"
     tables = set(inspect(engine).get_table_names())
     assert tables == set(metadata.tables) | {"alembic_version"}
     check_schema(engine)  # does not raise
@@ -108,7 +117,7 @@ def test_check_schema_on_out_of_date_database(engine: Engine) -> None:
     upgrade(engine, "0001")
     with pytest.raises(SchemaOutOfDate) as info:
         check_schema(engine)
-    assert str(info.value) == "database schema is at 0001, code needs 0004: run `gatebot db upgrade`"
+    assert str(info.value) == "database schema is at 0001, code needs 0005: run `gatebot db upgrade`"
     upgrade(engine)
     check_schema(engine)
 

@@ -291,6 +291,7 @@ _STATUS = {
     "failed": (":x:", "Failed"),
     "rejected": (":no_entry:", "Rejected"),
     "needs_attention": (":warning:", "Needs attention"),
+    "awaiting_approval": (":raised_hand:", "Waiting for approval"),
 }
 
 def status_display(status: str) -> tuple[str, str]:

@@ -126,6 +126,18 @@ def status_explanation(order: OrderView, *, resume_on_deposit: bool = True) -> s
     if status == "failed":
         return (f"Gate reported the order as failed{reason}. The charge is returned to the balance; place a "
                 "new order to try again.")
+    if status == "awaiting_approval":
+        expires = getattr(order, "approval_expires_at", None)
+        until = f" The request expires {slack_date(expires)}." if isinstance(expires, datetime) else ""
+        why = esc(truncate((order.status_reason or "").strip().removeprefix("Needs approval: ").rstrip("."),
+                           REASON_LIMIT))
+        return (f"Waiting for approval{': ' + why if why else ''}. Nothing is sent to Gate until an approver "
+                f"other than {requester} approves it.{until}")
+    if status == "rejected" and order.error_code in ("approval_rejected", "approval_expired"):
+        decided = (order.status_reason or "").strip().rstrip(".")
+        if order.error_code == "approval_expired":
+            return "The approval request expired before anyone approved it. Nothing was sent to Gate or charged."
+        return f"{esc(truncate(decided, REASON_LIMIT))}."  # "Rejected by …: why. Nothing was sent to Gate."
     if status == "rejected":
         return f"Gate rejected the order{reason}. Nothing was charged."
     if status == "needs_attention":

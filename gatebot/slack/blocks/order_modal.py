@@ -455,17 +455,19 @@ def parse_order_form(
 def modal_errors(errors: Mapping[str, str], *, kind: ProductKind | None = None,
                  block_ids: Collection[str] | None = None) -> dict[str, str]:
     """Map the core's validation errors (keys ``product``, ``amount``, ``quantity``, ``external_ref``,
-    ``account``, ``account.<name>``, ``balance``) to the form's input block ids.
+    ``account``, ``account.<name>``, ``balance``, ``limit``) to the form's input block ids.
 
-    ``balance`` goes on the amount block for top-ups and the quantity block for vouchers (hence
-    ``kind``, the product's). Slack refuses an ``errors`` answer naming a block the view lacks, so when
-    ``block_ids`` (the view's input blocks) is given, an error whose block is missing moves to one that
-    exists: ``account.<name>`` to the free-form box, anything else to the product block.
+    ``balance`` and ``limit`` (a daily spending limit) go on the amount block for top-ups and the
+    quantity block for vouchers (hence ``kind``, the product's). Slack refuses an ``errors`` answer
+    naming a block the view lacks, so when ``block_ids`` (the view's input blocks) is given, an error
+    whose block is missing moves to one that exists: ``account.<name>`` to the free-form box, anything
+    else to the product block.
     """
     amount_based = kind is ProductKind.TOP_UP
     simple = {"product": ids.ORDER_PRODUCT, "amount": ids.ORDER_AMOUNT, "quantity": ids.ORDER_QUANTITY,
               "external_ref": ids.ORDER_EXTERNAL_REF, "account": ids.ORDER_ACCOUNT_FREE,
-              "balance": ids.ORDER_AMOUNT if amount_based else ids.ORDER_QUANTITY}
+              "balance": ids.ORDER_AMOUNT if amount_based else ids.ORDER_QUANTITY,
+              "limit": ids.ORDER_AMOUNT if amount_based else ids.ORDER_QUANTITY}
     out: dict[str, str] = {}
     for key, text in errors.items():
         if key.startswith("account."):

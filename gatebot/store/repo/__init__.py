@@ -3,9 +3,9 @@
 One module per meaning: :mod:`.orders` (insert, read, lists, :func:`set_status` — the only way an
 order's status changes — and its history), :mod:`.lookups` (the order a person means), :mod:`.audit`,
 :mod:`.catalog` (the cached catalog and its search), :mod:`.deposits`, :mod:`.kv` (the key-value
-store), :mod:`.leases`,
-:mod:`.messages` (where an order's Slack message lives) and :mod:`.reports` (read-only queries for
-metrics and exports). This package re-exports them all, so
+store), :mod:`.leases`, :mod:`.messages` (where an order's Slack message lives), :mod:`.reports`
+(read-only queries for metrics and exports) and :mod:`.spending` (daily limits, open approval
+requests). This package re-exports them all, so
 ``from gatebot.store import repo; repo.find_order(s, ref)`` is the way to call them.
 
 Transactions belong to the caller: nothing here commits. Functions flush when the caller needs a
@@ -64,6 +64,13 @@ from gatebot.store.repo.orders import (
     set_status,
 )
 from gatebot.store.repo.reports import deposits_between, order_counts_by_kind, orders_between
+from gatebot.store.repo.spending import (
+    NOT_SPENT,
+    approvals_expired,
+    awaiting_approval,
+    roles_column,
+    spent_since,
+)
 
 __all__ = [
     "CATALOG_REFRESHED_KEY",
@@ -71,11 +78,14 @@ __all__ = [
     "MAX_ORDER_NUMBER",
     "MAX_REF_LENGTH",
     "MIN_GATE_PREFIX",
+    "NOT_SPENT",
     "CatalogChanges",
     "KVConflict",
     "StatusConflict",
     "add_order",
+    "approvals_expired",
     "audit",
+    "awaiting_approval",
     "catalog_refreshed_at",
     "claim_message",
     "deposits_between",
@@ -106,10 +116,12 @@ __all__ = [
     "release_lease",
     "release_message",
     "replace_catalog",
+    "roles_column",
     "save_message",
     "search_products",
     "set_dm_sent",
     "set_status",
+    "spent_since",
     "take_over_message",
     "try_acquire_lease",
     "unannounced_deposits",
