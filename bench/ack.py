@@ -39,6 +39,8 @@ import contextlib
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -263,9 +265,35 @@ async def main(args: argparse.Namespace) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def gate_sandbox(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[float], None]]]:
+    """The Gate sandbox (orders never complete) and a way to set its latency. ``--gate-process`` runs it as
+    its own process, as Gate is in production: its CPU then does not count against gatebot's acks."""
+    if not args.gate_process:
+        config = SandboxConfig(completion_delay=3600.0, faults=Faults(latency=0.0))
+        with running_sandbox(config) as (url, sim):
+            yield url, lambda seconds: sim.faults.update({"latency": seconds})
+        return
+    proc = subprocess.Popen([sys.executable, "-m", "gatebot", "sandbox", "--port", "0", "--completion-delay",
+                             "3600", "--log-level", "warning"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if "listening on " not in line:
+            raise RuntimeError(f"the Gate sandbox did not start: {line!r}")
+        url = line.split("listening on ", 1)[1].split()[0]
+
+        def set_latency(seconds: float) -> None:
+            httpx.patch(f"{url.rstrip('/')}/_sandbox/faults", json={"latency": seconds}).raise_for_status()
+
+        yield url, set_latency
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 async def measure(args: argparse.Namespace, workspace: Workspace, database_url: str) -> None:
-    config = SandboxConfig(completion_delay=3600.0, faults=Faults(latency=0.0))
-    with running_sandbox(config) as (gate_url, sim), running_emulator(workspace) as emulator:
+    with gate_sandbox(args) as (gate_url, set_latency), running_emulator(workspace) as emulator:
         settings = Settings(
             _env_file=None, slack_bot_token=workspace.bot_token, slack_signing_secret=SECRET,
             slack_api_url=emulator.api_url, gate_api_url=gate_url, gate_api_key=SANDBOX_API_KEY,
@@ -275,7 +303,7 @@ async def measure(args: argparse.Namespace, workspace: Workspace, database_url: 
         async with core(settings) as c:
             await c.orders.refresh_catalog()
             order = await c.orders.place(OrderDraft(product=101, requester=USER, external_ref="BENCH-1"))
-            sim.faults.update({"latency": args.latency})
+            set_latency(args.latency)
             store = (f"PostgreSQL behind a {2 * args.pg_delay:g} ms round trip" if args.postgres else "SQLite")
             print(f"Gate sandbox at {gate_url} with every call taking {args.latency:g} s; store: {store}; "
                   f"{args.requests} concurrent /gate commands per app.")
@@ -426,6 +454,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--metrics", action="store_true", help="instead: ack latency with metrics on vs off")
     parser.add_argument("--rounds", type=int, default=4,
                         help="--metrics/--postgres: alternating rounds of each (default 4)")
+    parser.add_argument("--gate-process", action="store_true",
+                        help="run the Gate sandbox as its own process (as Gate is), not in this one")
     parser.add_argument("--postgres", action="store_true",
                         help="the store on PostgreSQL behind a delay proxy (no flood run)")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test",
