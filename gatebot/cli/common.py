@@ -14,8 +14,6 @@ from gatebot.config import Settings
 if TYPE_CHECKING:
     from gatebot.runtime import Core
 
-Handler = Callable[[argparse.Namespace, Settings], int]
-
 
 class UsageError(Exception):
     """Bad arguments: the message names what is wrong and how to fix it."""

@@ -14,7 +14,6 @@ Nothing happens at import time. Must not import the scheduler library.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -213,7 +212,6 @@ class Deps:
     balance_wait: float = 1.5
     #: How long ``/gate balance`` waits for Gate before showing the last known balances.
     command_balance_wait: float = 4.0
-    draft_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _seen_events: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     def now(self) -> datetime:
@@ -235,14 +233,6 @@ class Deps:
         finance exports take the database): the loop never waits on them, and ``db.busy`` covers them
         (the demo waits for it). Code that takes a session uses ``db.run``."""
         return await self.db.run(lambda _session: work())
-
-    def draft_lock(self, draft_id: str) -> asyncio.Lock:
-        """One lock per modal draft: two "Place order" clicks run one after the other in this process
-        (across processes the store's unique ``draft_id`` decides)."""
-        if len(self.draft_locks) > 1000:  # forget idle locks; a draft is placed within minutes
-            for key in [k for k, lock in self.draft_locks.items() if not lock.locked()]:
-                del self.draft_locks[key]
-        return self.draft_locks.setdefault(draft_id, asyncio.Lock())
 
     def first_delivery(self, event_id: str | None) -> bool:
         """``False`` when this Events API ``event_id`` was already handled (a Slack retry)."""
