@@ -33,6 +33,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -289,3 +290,20 @@ def start_sandbox_process() -> Iterator[StartSandbox]:
 def sandbox_url(start_sandbox_process: StartSandbox) -> str:
     """A Gate sandbox started the way an operator does (``gatebot sandbox``), in a real process."""
     return start_sandbox_process("-m", "gatebot", "sandbox", "--port", "0", "--log-level", "warning")
+
+
+#: Where ``tick`` starts the system clock the CLI reads.
+CLI_T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def tick(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """Move the system clock (what the CLI's core and its sandbox read) forward by some seconds, from
+    :data:`CLI_T0`; nothing sleeps."""
+    now = [CLI_T0]
+    monkeypatch.setattr("gatebot.clock.utcnow", lambda: now[0])
+
+    def advance(seconds: float) -> None:
+        now[0] += timedelta(seconds=seconds)
+
+    return advance

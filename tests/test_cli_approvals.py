@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -31,16 +31,6 @@ def empty_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
-
-@pytest.fixture
-def tick(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
-    now = [T0]
-    monkeypatch.setattr("gatebot.clock.utcnow", lambda: now[0])
-
-    def advance(seconds: float) -> None:
-        now[0] += timedelta(seconds=seconds)
-
-    return advance
 
 
 def test_request_list_refuse_self_approval_then_approve(tick: Callable[[float], None],

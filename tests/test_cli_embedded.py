@@ -13,7 +13,7 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,17 +39,6 @@ def empty_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
-
-@pytest.fixture
-def tick(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
-    """Move the system clock (what the CLI's core and its sandbox read) forward by some seconds."""
-    now = [T0]
-    monkeypatch.setattr("gatebot.clock.utcnow", lambda: now[0])
-
-    def advance(seconds: float) -> None:
-        now[0] += timedelta(seconds=seconds)
-
-    return advance
 
 
 def readme_transcript() -> list[tuple[str, list[str]]]:
