@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
@@ -122,9 +124,9 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # first: the next pragma may wait
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     finally:
         cursor.close()
 
@@ -271,6 +273,21 @@ def prepare_schema(engine: Engine) -> None:
     if engine.dialect.name != "sqlite":
         check_schema(engine)
         return
+    for attempt in range(1, _MIGRATE_ATTEMPTS + 1):
+        try:
+            _migrate_sqlite(engine)
+            return
+        except OperationalError as exc:  # SQLite gives up at once on some lock conflicts: wait, start again
+            if "locked" not in str(exc.orig) or attempt == _MIGRATE_ATTEMPTS:
+                raise
+            time.sleep(0.05 * attempt)
+
+
+#: How often :func:`prepare_schema` starts again when another process holds the SQLite store's lock.
+_MIGRATE_ATTEMPTS = 8
+
+
+def _migrate_sqlite(engine: Engine) -> None:
     head = head_revision()
     config = _alembic_config()
     with engine.begin() as connection:
