@@ -4,31 +4,25 @@ patched (an approval request expires after GATEBOT_APPROVAL_TTL)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from gatebot.cli import main
 
-T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 BUY = ["buy", "--product", "steam-gift-card-20-usd", "--quantity", "2", "--yes"]  # USD 40
 
 
 @pytest.fixture(autouse=True)
-def empty_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("SLACK_", "GATE_", "GATEBOT_")) or name in {"DATABASE_URL", "PORT"}:
-            monkeypatch.delenv(name)
+def empty_folder(_clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The shared clean environment (tests/conftest.py: no stray variables, in ``tmp_path``), plus:"""
     monkeypatch.setenv("GATEBOT_ENV", "development")
     monkeypatch.setenv("LOGNAME", "alice")  # the requester cli:alice
     monkeypatch.setenv("GATEBOT_APPROVAL_OVER", "USD:30")
     monkeypatch.setenv("GATEBOT_FINANCE", "U777,UALICE")
     monkeypatch.setenv("GATEBOT_CLI_APPROVERS", "cli:bob,cli:alice")
     monkeypatch.setenv("GATEBOT_APPROVAL_TTL", "2h")
-    monkeypatch.chdir(tmp_path)
     return tmp_path
 
 

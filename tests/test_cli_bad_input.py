@@ -5,7 +5,6 @@ cases here, so a new command without coverage fails :func:`test_every_command_ha
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import pytest
@@ -90,11 +89,8 @@ def test_every_command_has_bad_input_cases() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith(("SLACK_", "GATE_", "GATEBOT_")) or name in {"DATABASE_URL", "PORT"}:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+def _clean_env(_clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The shared clean environment (tests/conftest.py), with a store in the test's directory."""
     (tmp_path / "plain").write_text("a file where a directory is expected\n")
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("GATEBOT_ENV", "development")

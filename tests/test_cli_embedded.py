@@ -13,7 +13,6 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,13 @@ from gatebot.store.db import current_revision, head_revision, make_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def empty_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("SLACK_", "GATE_", "GATEBOT_")) or name in {"DATABASE_URL", "PORT"}:
-            monkeypatch.delenv(name)
+def empty_folder(_clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The shared clean environment (tests/conftest.py: no stray variables, in ``tmp_path``), plus:"""
     monkeypatch.setenv("GATEBOT_ENV", "development")
     monkeypatch.setenv("LOGNAME", "alice")  # getpass.getuser(): the requester cli:alice
-    monkeypatch.chdir(tmp_path)
     return tmp_path
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,8 @@ from gatebot.cli import main
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith(("SLACK_", "GATE_", "GATEBOT_")) or name in {"DATABASE_URL", "PORT"}:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+def _clean_env(_clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The shared clean environment (tests/conftest.py), with a store in the test's directory."""
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("GATEBOT_ENV", "development")
     assert main(["db", "upgrade"]) == 0
