@@ -78,7 +78,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--until must be after --since")
 
     async def go(c: Core) -> int:
-        export = build_export(c.db, args.kind, since=since, until=until, currency=currency)
+        export = await c.db.run(lambda s: build_export(s, args.kind, since=since, until=until, currency=currency))
         if args.out in (None, "-"):
             sys.stdout.write(export.text)
         else:

@@ -28,10 +28,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal, get_args
 
+from sqlmodel import Session
+
 from gatebot.finance.digest import Digest, digest_history
 from gatebot.money import Money, MoneyError
 from gatebot.store import repo
-from gatebot.store.db import Database
 from gatebot.store.models import Order, SeenDeposit
 
 __all__ = [
@@ -156,34 +157,22 @@ def ledger_rows(digests: Iterable[Digest], *, currency: str | None = None) -> li
     return rows
 
 
-def build_export(db: Database, kind: str, *, since: datetime, until: datetime,
+def build_export(s: Session, kind: str, *, since: datetime, until: datetime,
                  currency: str | None = None) -> Export:
-    """The ``kind`` export over ``[since, until)`` (the ledger: digests whose period ends in the window)."""
+    """The ``kind`` export over ``[since, until)`` (the ledger: digests whose period ends in the window),
+    read in one unit of work (async callers: ``await db.run(lambda s: build_export(s, ...))``)."""
     if kind not in KINDS:
         raise ExportError(f"unknown export {kind!r}: use one of {', '.join(KINDS)}")
     if until <= since:
         raise ExportError("--until must be after --since")
     cur = check_currency(currency)
     builders: dict[str, Callable[[], tuple[Sequence[str], list[list[Cell]]]]] = {
-        "orders": lambda: (ORDER_COLUMNS, _orders(db, since, until, cur)),
-        "deposits": lambda: (DEPOSIT_COLUMNS, _deposits(db, since, until, cur)),
-        "ledger": lambda: (LEDGER_COLUMNS, _ledger(db, since, until, cur)),
+        "orders": lambda: (ORDER_COLUMNS, orders_rows(repo.orders_between(s, since, until, currency=cur))),
+        "deposits": lambda: (DEPOSIT_COLUMNS,
+                             deposits_rows(repo.deposits_between(s, since, until, currency=cur))),
+        "ledger": lambda: (LEDGER_COLUMNS, ledger_rows(digest_history(s, since, until), currency=cur)),
     }
     columns, rows = builders[kind]()
     return Export(kind=kind, since=since, until=until, currency=cur,
                   text=to_csv(columns, rows), rows=len(rows))
 
-
-def _orders(db: Database, since: datetime, until: datetime, currency: str | None) -> list[list[Cell]]:
-    with db.session() as s:
-        return orders_rows(repo.orders_between(s, since, until, currency=currency))
-
-
-def _deposits(db: Database, since: datetime, until: datetime, currency: str | None) -> list[list[Cell]]:
-    with db.session() as s:
-        return deposits_rows(repo.deposits_between(s, since, until, currency=currency))
-
-
-def _ledger(db: Database, since: datetime, until: datetime, currency: str | None) -> list[list[Cell]]:
-    with db.session() as s:
-        return ledger_rows(digest_history(s, since, until), currency=currency)

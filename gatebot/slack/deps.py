@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["Deps", "JobStatusView", "Scheduler", "StatusReport", "StatusSource"]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 #: How many Events API ``event_id``s are remembered to drop Slack's retries.
 SEEN_EVENTS = 2048
@@ -227,12 +225,6 @@ class Deps:
                                                detail=detail, now=now))
         if not allowed:
             log.info("refused %s to %s (%s)", action, actor, detail or "no role")
-
-    async def off_loop(self, work: Callable[[], T]) -> T:
-        """``work()`` on the store's worker thread, for core calls that open their own sessions (the
-        finance exports take the database): the loop never waits on them, and ``db.busy`` covers them
-        (the demo waits for it). Code that takes a session uses ``db.run``."""
-        return await self.db.run(lambda _session: work())
 
     def first_delivery(self, event_id: str | None) -> bool:
         """``False`` when this Events API ``event_id`` was already handled (a Slack retry)."""

@@ -7,10 +7,10 @@ it; clicks are signed like Slack's and the listener's Web API calls go to the em
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -34,7 +34,6 @@ from tests.jobs.conftest import OPS, Harness
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 SECRET = "alert-buttons-signing-secret"
-T = TypeVar("T")
 
 
 @dataclass
@@ -44,9 +43,6 @@ class Deps:
     settings: Settings
     db: Database
     clock: Clock
-
-    async def off_loop(self, work: Callable[[], T]) -> T:
-        return await self.db.run(lambda _session: work())
 
 
 @pytest.fixture

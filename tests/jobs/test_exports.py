@@ -7,13 +7,15 @@ import csv
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from gatebot import monitor
 from gatebot.clock import parse_when
-from gatebot.finance.exports import ExportError, build_export, safe_cell
+from gatebot.finance.exports import Export, ExportError, build_export, safe_cell
 from gatebot.money import Money
+from gatebot.store.db import Database
 from gatebot.store.models import Order
 from tests.jobs.conftest import FINANCE, Harness
 
@@ -49,7 +51,7 @@ async def test_the_ledger_chains_day_to_day_and_matches_the_digest(h: Harness) -
     second = (await h.run("digest")).result
     assert isinstance(first, monitor.Digest) and isinstance(second, monitor.Digest)
 
-    ledger = build_export(h.db, "ledger", since=start, until=h.clock.now(), currency="usd")
+    ledger = export_of(h.db, "ledger", since=start, until=h.clock.now(), currency="usd")
     day1, day2 = rows(ledger.text)
     assert (day1["day"], day2["day"]) == ("2026-11-25", "2026-11-26")
     assert day1["closing_balance"] == day2["opening_balance"] == "5260.00"
@@ -61,15 +63,15 @@ async def test_the_ledger_chains_day_to_day_and_matches_the_digest(h: Harness) -
     assert (day2["deposits"], day2["spend"], day2["expected_closing"]) == ("100.00", "40.00", "5320.00")
     assert day2["period_start"] == "2026-11-25T08:00:00Z" and day2["currency"] == "USD"
     # the window selects digests by the end of their period
-    assert len(rows(build_export(h.db, "ledger", since=datetime(2026, 11, 25, 8, 0, tzinfo=UTC),
+    assert len(rows(export_of(h.db, "ledger", since=datetime(2026, 11, 25, 8, 0, tzinfo=UTC),
                                  until=h.clock.now(), currency="USD").text)) == 1
-    assert rows(build_export(h.db, "ledger", since=start, until=h.clock.now(), currency="JPY").text) == []
+    assert rows(export_of(h.db, "ledger", since=start, until=h.clock.now(), currency="JPY").text) == []
 
     # the digest message names the export of exactly its figures
     found = re.search(r"/gate export ledger (\S+) (\S+)`", str(h.posts(FINANCE)[-1].blocks))
     assert found is not None
     since, until = (parse_when(t, now=h.clock.now()) for t in found.groups())
-    linked = rows(build_export(h.db, "ledger", since=since, until=until, currency="USD").text)
+    linked = rows(export_of(h.db, "ledger", since=since, until=until, currency="USD").text)
     assert linked == [day2]
 
     # orders: one row each, money plain, no secret column; a formula-looking external_ref is escaped
@@ -79,7 +81,7 @@ async def test_the_ledger_chains_day_to_day_and_matches_the_digest(h: Harness) -
         order.external_ref = FORMULA_REF  # e.g. an order adopted from Gate, placed by another client
         s.add(order)
         s.commit()
-    orders = build_export(h.db, "orders", since=start, until=h.clock.now())
+    orders = export_of(h.db, "orders", since=start, until=h.clock.now())
     listed = rows(orders.text)
     assert len(listed) == 4 and orders.rows == 4
     assert listed[0]["external_ref"] == "'" + FORMULA_REF
@@ -87,7 +89,7 @@ async def test_the_ledger_chains_day_to_day_and_matches_the_digest(h: Harness) -
     assert listed[0]["kind"] == "redeem_card" and listed[0]["created_at"].endswith("Z")
     assert not {"voucher_code", "code", "pin", "customer_account", "account"} & set(listed[0])
 
-    deposits = rows(build_export(h.db, "deposits", since=start, until=h.clock.now()).text)
+    deposits = rows(export_of(h.db, "deposits", since=start, until=h.clock.now()).text)
     assert [(d["amount"], d["status"]) for d in deposits] == [("300.00", "posted"), ("100.00", "posted")]
 
 
@@ -107,3 +109,8 @@ def test_bad_export_arguments_say_what_is_wrong() -> None:
         build_export(None, "orders", since=when, until=when)  # type: ignore[arg-type]
     with pytest.raises(ExportError, match="--currency 'dollars': use a 3-letter code"):
         build_export(None, "orders", since=when, until=when + MIN, currency="dollars")  # type: ignore[arg-type]
+
+
+def export_of(db: Database, kind: str, **window: Any) -> Export:
+    with db.session() as s:
+        return build_export(s, kind, **window)

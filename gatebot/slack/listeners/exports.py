@@ -31,7 +31,7 @@ async def send_export(deps: Deps, client: AsyncWebClient, cmd: Command, user: st
     try:
         since = parse_when(since_text or DEFAULT_SINCE, now=now, option="since")
         until = parse_when(until_text, now=now, option="until") if until_text else now
-        export = await deps.off_loop(lambda: build_export(deps.db, kind, since=since, until=until,
+        export = await deps.db.run(lambda s: build_export(s, kind, since=since, until=until,
                                                           currency=currency or None))
     except (TimeArgumentError, ExportError) as exc:
         return error_message(str(exc).replace("--", ""), usage=cmd.usage.syntax)
