@@ -58,8 +58,6 @@ _GONE_ERRORS = frozenset({"message_not_found", "channel_not_found", "is_archived
 CLAIM_TIMEOUT = timedelta(seconds=60)
 #: How often undelivered codes (a DM that failed) are retried, piggybacking on order events.
 RETRY_EVERY = timedelta(minutes=5)
-SlackFailure = SLACK_FAILURES  # the one definition: gatebot.slack.failures
-_error_code = error_code  # the one definition: gatebot.slack.failures
 
 
 class OrderReader(Protocol):
@@ -224,8 +222,8 @@ class Notifier:
                     break
             try:
                 response = await self.client.chat_postMessage(channel=channel, **message)
-            except SlackFailure as exc:
-                error = _error_code(exc)
+            except SLACK_FAILURES as exc:
+                error = error_code(exc)
                 if error in FALLBACK_ERRORS and channel == order.origin_channel:
                     log.info("order #%s: cannot post in %s (%s); sending it to the requester by DM",
                              order.id, channel, error)
@@ -251,8 +249,8 @@ class Notifier:
             return order
         try:
             await self.client.chat_update(channel=where[0], ts=where[1], **self._render(order))
-        except SlackFailure as exc:
-            error = _error_code(exc)
+        except SLACK_FAILURES as exc:
+            error = error_code(exc)
             if error not in _GONE_ERRORS:
                 log.warning("order #%s: could not update its status message (%s)", order.id, error)
                 return order
@@ -278,8 +276,8 @@ class Notifier:
             return
         try:
             await self.client.chat_postMessage(channel=where[0], thread_ts=where[1], **order_thread_note(row))
-        except SlackFailure as exc:
-            log.warning("order #%s: could not add a history note to its thread (%s)", order.id, _error_code(exc))
+        except SLACK_FAILURES as exc:
+            log.warning("order #%s: could not add a history note to its thread (%s)", order.id, error_code(exc))
 
     async def _dm_channel(self, user: str | None) -> str | None:
         if user is None or not is_user_id(user):
@@ -288,8 +286,8 @@ class Notifier:
             return self._dms[user]
         try:
             response = await self.client.conversations_open(users=user)
-        except SlackFailure as exc:
-            log.warning("could not open a DM with %s (%s)", user, _error_code(exc))
+        except SLACK_FAILURES as exc:
+            log.warning("could not open a DM with %s (%s)", user, error_code(exc))
             return None
         channel = response.get("channel") or {}
         if not isinstance(channel, dict) or not channel.get("id"):
@@ -326,8 +324,8 @@ class Notifier:
         if channel is not None:
             try:
                 await self.client.chat_postMessage(channel=channel, **order_delivery_dm(order, content))
-            except SlackFailure as exc:
-                problem = _error_code(exc)
+            except SLACK_FAILURES as exc:
+                problem = error_code(exc)
         if problem is not None:
             log.warning("order #%s: could not DM the delivery to the requester (%s); it will be retried",
                         order.id, problem)

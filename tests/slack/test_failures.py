@@ -21,5 +21,5 @@ def test_every_slack_caller_uses_the_one_definition() -> None:
     assert listeners.error_code is failures.error_code
     assert listeners.SLACK_FAILURES is failures.SLACK_FAILURES
     assert alert_poster.error_code is failures.error_code  # type: ignore[attr-defined]
-    assert notifier.SlackFailure is failures.SLACK_FAILURES
-    assert notifier._error_code is failures.error_code
+    assert notifier.SLACK_FAILURES is failures.SLACK_FAILURES  # type: ignore[attr-defined]
+    assert notifier.error_code is failures.error_code  # type: ignore[attr-defined]
