@@ -37,11 +37,15 @@ from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
-from gatebot import alerts, monitor
+from gatebot import alerts
+from gatebot.alerts.stored import alert_state, gate_down, open_alerts
 from gatebot.config import Thresholds
+from gatebot.finance.readings import last_readings
 from gatebot.gate.client import CallAttempt
 from gatebot.gate.models import KNOWN_TYPE_CODES
+from gatebot.health.job_runs import MISSED_INTERVALS, job_records, job_status, scheduler_status
 from gatebot.store import repo
 from gatebot.store.db import Database
 
@@ -163,8 +167,12 @@ class StoreCollector(Collector):
         yield from families
 
     def _from_store(self, now: datetime) -> Iterable[Metric]:
+        """Every store figure of one scrape, read in one unit of work."""
         with self.db.session() as s:
-            counts = repo.order_counts_by_kind(s)
+            yield from self._read(s, now)
+
+    def _read(self, s: Session, now: datetime) -> Iterable[Metric]:
+        counts = repo.order_counts_by_kind(s)
         orders = GaugeMetricFamily("gatebot_orders", "Orders by status and product kind",
                                    labels=["status", "kind"])
         merged: Tally[tuple[str, str]] = Tally()
@@ -175,16 +183,16 @@ class StoreCollector(Collector):
         yield orders
 
         yield _gauge("gatebot_gate_circuit_open", "1 while the Gate circuit is open (Gate considered down)",
-                     value=monitor.circuit_open(self.db))
-        yield from self._balances()
-        yield from self._alerts(now)
-        yield from self._jobs(now)
-        lease = monitor.scheduler_status(self.db, now)
+                     value=gate_down(s))
+        yield from self._balances(s)
+        yield from self._alerts(s, now)
+        yield from self._jobs(s, now)
+        lease = scheduler_status(s, now)
         yield _gauge("gatebot_scheduler_lease_active", "1 while some scheduler instance holds an unexpired lease",
                      value=bool(lease.get("active")))
 
-    def _balances(self) -> Iterable[Metric]:
-        readings = monitor.last_readings(self.db)
+    def _balances(self, s: Session) -> Iterable[Metric]:
+        readings = last_readings(s)
         balance = GaugeMetricFamily("gatebot_balance", "Last Gate balance read, per currency", labels=["currency"])
         read_at = GaugeMetricFamily("gatebot_balance_read_timestamp_seconds", "When that balance was read",
                                     labels=["currency"])
@@ -193,7 +201,7 @@ class StoreCollector(Collector):
         for cur, r in sorted(readings.items()):
             balance.add_metric([cur], float(r.balance.amount))
             read_at.add_metric([cur], r.at.timestamp())
-            state = monitor.alert_state(self.db, alerts.balance_key(cur))
+            state = alert_state(s, alerts.balance_key(cur))
             open_level = state.alert.level if state is not None and state.alert.open else None
             level.add_metric([cur], _LEVELS.get(open_level, 0))
         threshold = GaugeMetricFamily("gatebot_balance_threshold", "Configured low-balance thresholds",
@@ -203,30 +211,30 @@ class StoreCollector(Collector):
             threshold.add_metric([cur, "critical"], float(t.critical.amount))
         yield from (balance, read_at, level, threshold)
 
-    def _alerts(self, now: datetime) -> Iterable[Metric]:
+    def _alerts(self, s: Session, now: datetime) -> Iterable[Metric]:
         family = GaugeMetricFamily("gatebot_open_alerts", "Open alerts by kind and state", labels=["kind", "state"])
         tally: Tally[tuple[str, str]] = Tally()
-        for a in monitor.open_alerts(self.db, now):
+        for a in open_alerts(s, now):
             tally[(a.key.split(":", 1)[0], a.state)] += 1
         for (kind, state), n in sorted(tally.items()):
             family.add_metric([kind, state], n)
         yield family
 
-    def _jobs(self, now: datetime) -> Iterable[Metric]:
+    def _jobs(self, s: Session, now: datetime) -> Iterable[Metric]:
         success = GaugeMetricFamily("gatebot_job_last_success_timestamp_seconds", "When each job last succeeded",
                                     labels=["job"])
         duration = GaugeMetricFamily("gatebot_job_last_duration_seconds", "How long each job's last run took",
                                      labels=["job"])
         on_time = GaugeMetricFamily("gatebot_job_on_time",
-                                    f"1 when the job succeeded within {monitor.MISSED_INTERVALS} intervals",
+                                    f"1 when the job succeeded within {MISSED_INTERVALS} intervals",
                                     labels=["job"])
-        records = monitor.job_records(self.db)
+        records = job_records(s)
         for name, r in sorted(records.items()):
             if r.last_success is not None:
                 success.add_metric([name], r.last_success.timestamp())
             if r.last_duration_ms is not None:
                 duration.add_metric([name], r.last_duration_ms / 1000)
-        for status in monitor.job_status(self.db, now):
+        for status in job_status(s, now):
             on_time.add_metric([status.name], 1 if status.ok else 0)
         yield from (success, duration, on_time)
 
