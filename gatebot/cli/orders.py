@@ -90,8 +90,12 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _write_text(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as out:  # the CSV carries its own \r\n
-        out.write(text)
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as out:  # the CSV carries its own \r\n
+            out.write(text)
+    except OSError as exc:
+        raise UsageError(f"--out {path}: {exc.strerror or exc}; give a file in a folder you can write to "
+                         "(or leave --out out for standard output)") from None
 
 
 def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
