@@ -155,6 +155,8 @@ class Settings(BaseSettings):
     gatebot_max_body_bytes: int = Field(default=1024 * 1024, ge=16 * 1024, le=64 * 1024 * 1024)
     #: Bearer token for ``GET /healthz``'s detailed report (unset: liveness answer only).
     gatebot_health_token: SecretStr | None = None
+    #: Bearer token ``GET /metrics`` on ``gatebot serve`` asks for (unset: open, for a private network).
+    gatebot_metrics_token: SecretStr | None = None
 
     # -- Roles (Slack user ids U… / W… and user-group ids S…) ---------------------------------------
     gatebot_ops: CommaList = Field(default_factory=list)

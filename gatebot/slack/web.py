@@ -55,26 +55,42 @@ def create_web_app(app: AsyncApp, deps: Deps) -> Starlette:
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     edge = SlackEdge(app, signing_secret=secret, max_body=settings.gatebot_max_body_bytes)
     token = settings.gatebot_health_token.get_secret_value() if settings.gatebot_health_token else ""
+    metrics_token = settings.gatebot_metrics_token.get_secret_value() if settings.gatebot_metrics_token else ""
     no_store = {"Cache-Control": "no-store"}
 
+    def refused(what: str, setting: str) -> Response:
+        return JSONResponse({"error": f"{what} needs Authorization: Bearer <{setting}>"}, status_code=401,
+                            headers={**no_store, "WWW-Authenticate": "Bearer"})
+
     async def healthz(request: Request) -> Response:
-        authorization = request.headers.get("authorization")
-        if authorization is None:
+        if request.headers.get("authorization") is None:
             return JSONResponse({"status": "ok"}, headers=no_store)
-        if not token or not hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode()):
-            return JSONResponse({"error": "the detailed report needs Authorization: Bearer <GATEBOT_HEALTH_TOKEN>"},
-                                status_code=401, headers={**no_store, "WWW-Authenticate": "Bearer"})
+        if not token or not bearer_matches(request, token):
+            return refused("the detailed report", "GATEBOT_HEALTH_TOKEN")
         report = await deps.status_report(probe_gate=False)
         return JSONResponse(report.to_json(), status_code=200 if report.ok else 503, headers=no_store)
+
+    scrape = metrics_endpoint(deps)
+
+    async def metrics(request: Request) -> Response:
+        if metrics_token and not bearer_matches(request, metrics_token):
+            return refused("a scrape", "GATEBOT_METRICS_TOKEN")
+        return await scrape(request)
 
     web = Starlette(routes=[
         Route(EVENTS_PATH, edge.handle, methods=["POST"]),
         Route(HEALTH_PATH, healthz, methods=["GET"]),
-        Route(METRICS_PATH, metrics_endpoint(deps), methods=["GET"]),
+        Route(METRICS_PATH, metrics, methods=["GET"]),
     ])
     web.add_middleware(AckTimer, path=EVENTS_PATH)  # Slack ack latency, to the start of our answer
     web.state.deps = deps
     return web
+
+
+def bearer_matches(request: Request, token: str) -> bool:
+    """Whether the request carries ``Authorization: Bearer <token>`` (compared in constant time)."""
+    given = request.headers.get("authorization", "")
+    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
 
 class _Server(uvicorn.Server):

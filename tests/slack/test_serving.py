@@ -48,7 +48,8 @@ def make_settings(tmp_path: Path, template: Path, emulator: EmulatorServer, **ov
     values: dict[str, Any] = {"slack_bot_token": "xoxb-emulator-token", "slack_signing_secret": SECRET,
                               "slack_api_url": emulator.api_url, "database_url": f"sqlite:///{db}",
                               "gatebot_ops": "UALICE", "gatebot_finance": "UALICE", "gatebot_env": "development",
-                              "gatebot_health_token": "health-token-for-serving"}
+                              "gatebot_health_token": "health-token-for-serving",
+                              "gatebot_metrics_token": "metrics-token-for-serving"}
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -128,6 +129,11 @@ async def test_run_http_serves_slack_and_healthz_then_stops(the_core: Core, emul
     async with httpx.AsyncClient(base_url=url) as http:
         alive = await http.get("/healthz")
         health = await http.get("/healthz", headers={"Authorization": "Bearer health-token-for-serving"})
+        unscraped = await http.get("/metrics")
+        wrong = await http.get("/metrics", headers={"Authorization": "Bearer health-token-for-serving"})
+        scraped = await http.get("/metrics", headers={"Authorization": "Bearer metrics-token-for-serving"})
+    assert unscraped.status_code == wrong.status_code == 401, "GATEBOT_METRICS_TOKEN set: no scrape without it"
+    assert scraped.status_code == 200 and "gatebot_orders" in scraped.text
     assert alive.status_code == 200 and alive.json() == {"status": "ok"}, "liveness: nothing more to anyone"
     assert health.status_code == 503  # no jobs have run and nobody holds the lease in this test
     assert health.json()["scheduler"]["this_process"] == {"owner": "test:1", "leader": True, "running": True}
