@@ -19,14 +19,18 @@ growth is the server's). A figure printer, not a test: nothing here asserts spee
 
     $ python -m bench.ack --requests 50 --latency 5
     $ python -m bench.ack --metrics --requests 50 --rounds 4   # ack p99 with /metrics on vs off
-    $ python -m bench.ack --postgres   # the store on PostgreSQL behind a 20 ms round trip
+    $ python -m bench.ack --postgres --rounds 8   # the store on PostgreSQL behind a 20 ms round trip
 
-``--postgres``: the store is a fresh schema of the local PostgreSQL (``--postgres-url``, database
-``test``) reached through :class:`bench.delayproxy.DelayProxy`, which adds ``--pg-delay`` ms (10) each
-way, so every database round trip costs 20 ms more; the flood run is skipped, ``--rounds`` bursts of
-each app alternate (which goes first alternates too, so drift on a shared machine hits both alike),
-and the ratio of gatebot's ack p99 to the bare app's is printed. A store that blocks the event loop
-shows here.
+``--apart``: the Gate sandbox and Slack (the emulator, and the driver that sends the commands and times
+each ack: :mod:`bench.slackside`) each run in their own process, as they do in production, so only the
+app under test runs in this one and its acks are not paying for the fakes' CPU.
+
+``--postgres`` (implies ``--apart``): the store is a fresh schema of the local PostgreSQL
+(``--postgres-url``, database ``test``) reached through :class:`bench.delayproxy.DelayProxy`, which adds
+``--pg-delay`` ms (10) each way, so every database round trip costs 20 ms more; the flood run is skipped,
+``--rounds`` bursts of each app alternate (which goes first alternates too, so drift on a shared machine
+hits both alike), and the ratio of gatebot's ack p99 to the bare app's is printed. A store that blocks the
+event loop shows here.
 
 Finishes in well under a minute.
 """
@@ -47,7 +51,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -60,10 +63,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bench.delayproxy import DelayProxy
-from bench.stats import percentile
-from gatebot.clock import ManualClock
+from bench.slackside import USER, Figures, SlackSide, in_process_slack, slack_process
 from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY, Settings
-from gatebot.emulator import AckTimeoutError, EmulatorServer, LoopbackServer, SlackDriver, Workspace, running_emulator
+from gatebot.emulator import LoopbackServer
 from gatebot.metrics import render
 from gatebot.orders import OrderDraft
 from gatebot.runtime import build_runtime, core
@@ -73,44 +75,6 @@ from gatebot.slack.web import create_web_app
 from gatebot.store.db import make_engine, normalize_url, upgrade
 
 SECRET = "bench-ack-signing-secret"
-USER = "UALICE"
-CHANNEL = "COPS"
-
-
-@dataclass
-class Figures:
-    name: str
-    latencies: list[float]
-    timeouts: int
-    errors: int
-
-    def percentile(self, p: float) -> float:
-        """Nearest-rank percentile in milliseconds."""
-        return percentile(self.latencies, p) * 1000
-
-    def line(self) -> str:
-        return (f"{self.name:<26} n={len(self.latencies):>3}  p50 {self.percentile(50):7.1f} ms  "
-                f"p99 {self.percentile(99):7.1f} ms  max {max(self.latencies, default=0) * 1000:7.1f} ms  "
-                f"timeouts {self.timeouts}  errors {self.errors}")
-
-
-async def burst(driver: SlackDriver, texts: list[str], name: str) -> Figures:
-    """Send every command at once; time each until its HTTP answer."""
-    figures = Figures(name, [], 0, 0)
-
-    async def one(text: str) -> None:
-        started = time.perf_counter()
-        try:
-            result = await driver.slash_command(USER, text, channel=CHANNEL)
-        except AckTimeoutError:
-            figures.timeouts += 1
-            return
-        figures.latencies.append(time.perf_counter() - started)
-        if result.status != 200:
-            figures.errors += 1
-
-    await asyncio.gather(*(one(t) for t in texts))
-    return figures
 
 
 MB = 1024 * 1024
@@ -179,15 +143,15 @@ async def flood(url: str, stop: asyncio.Event, *, size: int, chunked: bool, forg
     return outcomes
 
 
-async def flooded_burst(driver: SlackDriver, texts: list[str], *, clients: int, size: int) -> tuple[
+async def flooded_burst(slack: SlackSide, app_url: str, texts: list[str], *, clients: int, size: int) -> tuple[
         Figures, Counter[str], RssSampler]:
-    """:func:`burst` while ``clients`` unsigned ``size``-byte bodies are in flight."""
+    """A burst while ``clients`` unsigned ``size``-byte bodies are in flight."""
     stop = asyncio.Event()
     with RssSampler() as rss:
-        attackers = [asyncio.create_task(flood(driver.app_url, stop, size=size, chunked=i % 3 != 0,
+        attackers = [asyncio.create_task(flood(app_url, stop, size=size, chunked=i % 3 != 0,
                                                forged=i % 3 == 2)) for i in range(clients)]
         await asyncio.sleep(0.3)  # let the bodies get going
-        figures = await burst(driver, texts, f"gatebot, {clients} x {size // MB} MB flood")
+        figures = await slack.burst(app_url, SECRET, texts, f"gatebot, {clients} x {size // MB} MB flood")
         stop.set()
         outcomes: Counter[str] = Counter()
         for counted in await asyncio.gather(*attackers):
@@ -211,14 +175,12 @@ def bare_app(api_url: str, token: str) -> Starlette:
     return Starlette(routes=[Route("/slack/events", endpoint, methods=["POST"])])
 
 
-async def serve(web: Starlette, emulator: EmulatorServer,
-                work: Callable[[SlackDriver], Awaitable[Figures]]) -> Figures:
+async def serve(web: Starlette, work: Callable[[str], Awaitable[Figures]]) -> Figures:
+    """Serve ``web`` on loopback for the duration of ``work(events_url)``."""
     server = LoopbackServer(web)
     await server.start()
     try:
-        async with emulator.driver(f"{server.url}/slack/events", SECRET, ack_timeout=10.0) as driver:
-            await driver.slash_command(USER, "help", channel=CHANNEL)  # warm-up (auth.test, connections)
-            return await work(driver)
+        return await work(f"{server.url}/slack/events")
     finally:
         await server.stop()
 
@@ -255,21 +217,20 @@ def bench_store(args: argparse.Namespace, tmp: Path) -> Iterator[str]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    clock = ManualClock()  # only the emulator's trigger ids and message ts use it
-    workspace = Workspace.sample(clock=clock)
     tmp = Path(tempfile.mkdtemp(prefix="gatebot-bench-"))
     try:
         with bench_store(args, tmp) as database_url:
-            await measure(args, workspace, database_url)
+            async with (slack_process() if args.apart else in_process_slack()) as slack:
+                await measure(args, slack, database_url)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def gate_sandbox(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[float], None]]]:
-    """The Gate sandbox (orders never complete) and a way to set its latency. ``--gate-process`` runs it as
-    its own process, as Gate is in production: its CPU then does not count against gatebot's acks."""
-    if not args.gate_process:
+    """The Gate sandbox (orders never complete) and a way to set its latency. ``--apart`` runs it as its own
+    process, as Gate is in production: its CPU then does not count against gatebot's acks."""
+    if not args.apart:
         config = SandboxConfig(completion_delay=3600.0, faults=Faults(latency=0.0))
         with running_sandbox(config) as (url, sim):
             yield url, lambda seconds: sim.faults.update({"latency": seconds})
@@ -292,11 +253,11 @@ def gate_sandbox(args: argparse.Namespace) -> Iterator[tuple[str, Callable[[floa
         proc.wait(10)
 
 
-async def measure(args: argparse.Namespace, workspace: Workspace, database_url: str) -> None:
-    with gate_sandbox(args) as (gate_url, set_latency), running_emulator(workspace) as emulator:
+async def measure(args: argparse.Namespace, slack: SlackSide, database_url: str) -> None:
+    with gate_sandbox(args) as (gate_url, set_latency):
         settings = Settings(
-            _env_file=None, slack_bot_token=workspace.bot_token, slack_signing_secret=SECRET,
-            slack_api_url=emulator.api_url, gate_api_url=gate_url, gate_api_key=SANDBOX_API_KEY,
+            _env_file=None, slack_bot_token=slack.bot_token, slack_signing_secret=SECRET,
+            slack_api_url=slack.api_url, gate_api_url=gate_url, gate_api_key=SANDBOX_API_KEY,
             gate_agent_id=SANDBOX_AGENT_ID, database_url=database_url,
             gatebot_admins=USER, gatebot_env="development",
         )
@@ -305,71 +266,55 @@ async def measure(args: argparse.Namespace, workspace: Workspace, database_url: 
             order = await c.orders.place(OrderDraft(product=101, requester=USER, external_ref="BENCH-1"))
             set_latency(args.latency)
             store = (f"PostgreSQL behind a {2 * args.pg_delay:g} ms round trip" if args.postgres else "SQLite")
-            print(f"Gate sandbox at {gate_url} with every call taking {args.latency:g} s; store: {store}; "
-                  f"{args.requests} concurrent /gate commands per app.")
+            where = "each in its own process" if args.apart else "both in this process"
+            print(f"Gate sandbox at {gate_url} with every call taking {args.latency:g} s; Gate and Slack {where}; "
+                  f"store: {store}; {args.requests} concurrent /gate commands per app.")
             texts = [("balance" if i % 2 == 0 else f"order {order.external_ref}") for i in range(args.requests)]
             surface = build_runtime(c, slack="http", jobs=False).slack
             assert surface is not None
             app, deps = surface.app, surface.deps
-            calls_before = len(workspace.ephemerals(USER))
-
-            async def measured(driver: SlackDriver) -> Figures:
-                return await burst(driver, texts, "gatebot (balance + order)")
-
-            ours = await serve(create_web_app(app, deps), emulator, measured)
-            # The replies need Gate: wait for them (bounded) before measuring the baseline.
-            with contextlib.suppress(TimeoutError):
-                await workspace.wait_for(
-                    lambda: len(workspace.ephemerals(USER)) - calls_before >= args.requests,
-                    timeout=args.latency * 2 + 5, what="gatebot's replies")
-            delivered = len(workspace.ephemerals(USER)) - calls_before
-
+            replied = 0  # ephemeral replies so far (each gatebot burst earns one per command)
+            ours = Figures("gatebot (balance + order)", [], 0, 0)
+            bare = Figures("bare Bolt app (ack only)", [], 0, 0)
             flood_result: list[tuple[Figures, Counter[str], RssSampler]] = []
 
-            async def under_flood(driver: SlackDriver) -> Figures:
-                flood_result.append(await flooded_burst(driver, texts, clients=args.flood,
+            async def gatebot_round(work: Callable[[str], Awaitable[Figures]]) -> Figures:
+                """One burst at gatebot, then wait (bounded) for its replies, which need Gate."""
+                nonlocal replied
+                got = await serve(create_web_app(app, deps), work)
+                replied += args.requests + 1  # one per command, and the warm-up's help
+                await slack.replies(replied, timeout=args.latency * 2 + 5)
+                return got
+
+            async def measured(url: str) -> Figures:
+                return await slack.burst(url, SECRET, texts, ours.name)
+
+            async def baseline(url: str) -> Figures:
+                return await slack.burst(url, SECRET, texts, bare.name)
+
+            async def under_flood(url: str) -> Figures:
+                flood_result.append(await flooded_burst(slack, url, texts, clients=args.flood,
                                                         size=args.flood_mb * MB))
                 return flood_result[0][0]
 
-            flooded = None
-            if not args.postgres:
-                flooded = await serve(create_web_app(app, deps), emulator, under_flood)
-                with contextlib.suppress(TimeoutError):
-                    await workspace.wait_for(
-                        lambda: len(workspace.ephemerals(USER)) - calls_before >= 2 * args.requests,
-                        timeout=args.latency * 2 + 5, what="gatebot's replies")
-
-            async def baseline(driver: SlackDriver) -> Figures:
-                return await burst(driver, texts, "bare Bolt app (ack only)")
-
-            bare = await serve(bare_app(emulator.api_url, workspace.bot_token), emulator, baseline)
-            if args.postgres:  # more rounds, alternating which app goes first: drift hits both alike
-                for i in range(1, args.rounds):
-                    for turn in (("ours", "bare") if i % 2 == 0 else ("bare", "ours")):
-                        if turn == "bare":
-                            more = await serve(bare_app(emulator.api_url, workspace.bot_token), emulator, baseline)
-                            bare.latencies += more.latencies
-                        else:
-                            before = len(workspace.ephemerals(USER))
-                            more = await serve(create_web_app(app, deps), emulator, measured)
-                            ours.latencies += more.latencies
-
-                            def replied(before: int = before) -> bool:
-                                return len(workspace.ephemerals(USER)) - before >= int(args.requests)
-
-                            with contextlib.suppress(TimeoutError):
-                                await workspace.wait_for(replied, timeout=args.latency * 2 + 5,
-                                                         what="gatebot's replies")
-                        target = ours if turn == "ours" else bare
-                        target.timeouts += more.timeouts
-                        target.errors += more.errors
+            ours.add(await gatebot_round(measured))
+            delivered = await slack.replies(0, timeout=0) - 1
+            flooded = None if args.postgres else await gatebot_round(under_flood)
+            bare.add(await serve(bare_app(slack.api_url, slack.bot_token), baseline))
+            # More rounds, alternating which app goes first: drift on a shared machine hits both alike.
+            for i in range(1, args.rounds if args.postgres else 1):
+                for turn in (("ours", "bare") if i % 2 == 0 else ("bare", "ours")):
+                    if turn == "bare":
+                        bare.add(await serve(bare_app(slack.api_url, slack.bot_token), baseline))
+                    else:
+                        ours.add(await gatebot_round(measured))
             print(ours.line())
             if flooded is not None:
                 print(flooded.line())
             print(bare.line())
             if bare.latencies and ours.latencies:
                 print(f"ack p99 gatebot / bare Bolt app: {ours.percentile(99) / bare.percentile(99):.2f}x")
-            print(f"gatebot replies delivered after the ack: {delivered} of {args.requests} "
+            print(f"gatebot replies delivered after the ack: {min(delivered, args.requests)} of {args.requests} "
                   f"(they wait for Gate: ~{args.latency:g} s, or the last known balance after "
                   f"{deps.command_balance_wait:g} s)")
             if flood_result:
@@ -386,60 +331,53 @@ async def metrics_overhead(args: argparse.Namespace) -> None:
     """``--metrics``: gatebot's ack latency with ``/metrics`` instrumentation on (the ack timer middleware, the
     metered Slack client, the Gate call hook) and off (the middleware removed), in the same run, alternating
     ``--rounds`` bursts of each (which goes first alternates too) so drift on a shared machine hits both alike."""
-    clock = ManualClock()
-    workspace = Workspace.sample(clock=clock)
     tmp = Path(tempfile.mkdtemp(prefix="gatebot-bench-"))
     try:
         engine = make_engine(f"sqlite:///{tmp / 'gatebot.db'}")
         upgrade(engine)
         engine.dispose()
         config = SandboxConfig(completion_delay=3600.0, faults=Faults(latency=0.0))
-        with running_sandbox(config) as (gate_url, sim), running_emulator(workspace) as emulator:
-            settings = Settings(
-                _env_file=None, slack_bot_token=workspace.bot_token, slack_signing_secret=SECRET,
-                slack_api_url=emulator.api_url, gate_api_url=gate_url, gate_api_key=SANDBOX_API_KEY,
-                gate_agent_id=SANDBOX_AGENT_ID, database_url=f"sqlite:///{tmp / 'gatebot.db'}",
-                gatebot_admins=USER, gatebot_env="development",
-            )
-            async with core(settings) as c:
-                await c.orders.refresh_catalog()
-                order = await c.orders.place(OrderDraft(product=101, requester=USER, external_ref="BENCH-1"))
-                sim.faults.update({"latency": args.latency})
-                texts = [("balance" if i % 2 == 0 else f"order {order.external_ref}") for i in range(args.requests)]
-                surface = build_runtime(c, slack="http", jobs=False).slack
-                assert surface is not None
-                app, deps = surface.app, surface.deps
-                on = Figures("metrics on", [], 0, 0)
-                off = Figures("metrics off", [], 0, 0)
-                for i in range(args.rounds):
-                    turns = ((on, True), (off, False)) if i % 2 == 0 else ((off, False), (on, True))
-                    for figures, instrumented in turns:
-                        web = create_web_app(app, deps)
-                        if not instrumented:
-                            web.user_middleware.clear()  # no ack timer (the stack is built on first request)
+        async with slack_process() if args.apart else in_process_slack() as slack:
+            with running_sandbox(config) as (gate_url, sim):
+                settings = Settings(
+                    _env_file=None, slack_bot_token=slack.bot_token, slack_signing_secret=SECRET,
+                    slack_api_url=slack.api_url, gate_api_url=gate_url, gate_api_key=SANDBOX_API_KEY,
+                    gate_agent_id=SANDBOX_AGENT_ID, database_url=f"sqlite:///{tmp / 'gatebot.db'}",
+                    gatebot_admins=USER, gatebot_env="development",
+                )
+                async with core(settings) as c:
+                    await c.orders.refresh_catalog()
+                    order = await c.orders.place(OrderDraft(product=101, requester=USER, external_ref="BENCH-1"))
+                    sim.faults.update({"latency": args.latency})
+                    texts = [("balance" if i % 2 == 0 else f"order {order.external_ref}")
+                             for i in range(args.requests)]
+                    surface = build_runtime(c, slack="http", jobs=False).slack
+                    assert surface is not None
+                    app, deps = surface.app, surface.deps
+                    on = Figures("metrics on", [], 0, 0)
+                    off = Figures("metrics off", [], 0, 0)
+                    replied = 0
+                    for i in range(args.rounds):
+                        turns = ((on, True), (off, False)) if i % 2 == 0 else ((off, False), (on, True))
+                        for figures, instrumented in turns:
+                            web = create_web_app(app, deps)
+                            if not instrumented:
+                                web.user_middleware.clear()  # no ack timer (the stack is built on first request)
 
-                        async def measured(driver: SlackDriver, name: str = figures.name) -> Figures:
-                            return await burst(driver, texts, name)
+                            async def measured(url: str, name: str = figures.name) -> Figures:
+                                return await slack.burst(url, SECRET, texts, name)
 
-                        before = len(workspace.ephemerals(USER))
-                        got = await serve(web, emulator, measured)
-
-                        def replied(before: int = before) -> bool:
-                            return len(workspace.ephemerals(USER)) - before >= int(args.requests)
-
-                        with contextlib.suppress(TimeoutError):  # let the replies (they need Gate) finish
-                            await workspace.wait_for(replied, timeout=args.latency * 2 + 5, what="gatebot's replies")
-                        figures.latencies += got.latencies
-                        figures.timeouts += got.timeouts
-                        figures.errors += got.errors
-                print(f"{args.rounds} alternating rounds of {args.requests} concurrent /gate commands each; "
-                      f"Gate calls take {args.latency:g} s")
-                print(on.line())
-                print(off.line())
-                ratio = on.percentile(99) / off.percentile(99) if off.latencies else float("nan")
-                print(f"p99 with metrics / without: {ratio:.2f}x")
-                scrape = render(None)
-                print(f"/metrics process counters: {len(scrape)} bytes")
+                            figures.add(await serve(web, measured))
+                            replied += args.requests + 1  # one per command, and the warm-up's help
+                            await slack.replies(replied, timeout=args.latency * 2 + 5)  # they need Gate
+                    print(f"{args.rounds} alternating rounds of {args.requests} concurrent /gate commands each; "
+                          f"Gate calls take {args.latency:g} s")
+                    print(on.line())
+                    print(off.line())
+                    ratio = on.percentile(99) / off.percentile(99) if off.latencies else float("nan")
+                    print(f"p99 with metrics / without: {ratio:.2f}x")
+                    scrape = render(None)
+                    print(f"/metrics process counters: {len(scrape)} bytes")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -454,8 +392,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--metrics", action="store_true", help="instead: ack latency with metrics on vs off")
     parser.add_argument("--rounds", type=int, default=4,
                         help="--metrics/--postgres: alternating rounds of each (default 4)")
-    parser.add_argument("--gate-process", action="store_true",
-                        help="run the Gate sandbox as its own process (as Gate is), not in this one")
+    parser.add_argument("--apart", action="store_true",
+                        help="run the Gate sandbox and Slack (emulator and the timing driver) each in its own "
+                             "process, as in production, not in this one (--postgres implies it)")
     parser.add_argument("--postgres", action="store_true",
                         help="the store on PostgreSQL behind a delay proxy (no flood run)")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test",
@@ -463,6 +402,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pg-delay", type=float, default=10.0,
                         help="--postgres: milliseconds added each way by the proxy (default 10)")
     args = parser.parse_args(argv)
+    args.apart = args.apart or args.postgres
     if args.requests < 2 or args.latency < 0:
         parser.error("--requests must be at least 2 and --latency not negative")
     if args.flood < 1 or args.flood_mb < 1:

@@ -60,6 +60,8 @@ class ServiceBase:
         #: Reviewed drafts of the Slack order form, between review and placing.
         self.drafts = Drafts(db=db, cipher=cipher, clock=clock)
         self._background: set[asyncio.Future[Any]] = set()
+        #: The ``GET /balance`` in flight, shared by everyone who asks meanwhile (``Balances.balances``).
+        self._balance_fetch: asyncio.Future[Any] | None = None
 
 
     def fields_for(self, product: CatalogProduct) -> list[CustomerAccountField] | None:

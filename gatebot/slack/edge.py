@@ -47,6 +47,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 
 from gatebot.logcontext import log_context
+from gatebot.slack.ackfirst import AckQueue
 
 __all__ = ["DEFAULT_MAX_BODY", "MAX_DEPTH", "MAX_SKEW", "Refusal", "SlackEdge", "check_signature",
            "is_verified", "parse_body", "read_body"]
@@ -248,6 +249,8 @@ class SlackEdge:
         self._secret = signing_secret.encode()
         self.max_body = max_body
         self._clock = clock
+        #: Requests still waiting for their ack: listener work after an ack yields to them.
+        self.acks = AckQueue()
 
     async def handle(self, request: Request) -> Response:
         try:
@@ -264,6 +267,6 @@ class SlackEdge:
             log.warning("refused a signed Slack request: %s (HTTP %d)", refusal.reason, refusal.status)
             return refusal.response()
         # Every log line of this request — and of the listener work Bolt starts from it — says which it was.
-        with log_context(request_id=uuid.uuid4().hex[:16], slack_user=slack_user(body)):
+        with self.acks.arrived(), log_context(request_id=uuid.uuid4().hex[:16], slack_user=slack_user(body)):
             answer = await self.app.async_dispatch(bolt_request(body, request))
         return to_starlette_response(answer)

@@ -407,6 +407,42 @@ async def test_balances_fall_back_to_the_last_reading_when_gate_is_slow(pipeline
     assert cached is not None and str(cached.get("USD")) == "USD 123.00"
 
 
+async def test_concurrent_balance_reads_share_one_gate_call(pipeline: Pipeline) -> None:
+    """Fifty people asking at once cost Gate one GET /balance; a caller arriving after it answered reads again."""
+    import asyncio
+
+    p = pipeline
+    release = asyncio.Event()
+    original = p.service.gate.get_balance
+    calls = 0
+
+    async def slow():
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return await original()
+
+    p.service.gate.get_balance = slow  # type: ignore[method-assign]
+    waiting = [asyncio.ensure_future(p.service.balances()) for _ in range(50)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    release.set()
+    snapshots = await asyncio.gather(*waiting)
+    assert calls == 1 and all(not s.cached and s.get("USD") == snapshots[0].get("USD") for s in snapshots)
+    await p.service.balances()
+    assert calls == 2
+
+
+async def test_a_failed_shared_read_falls_back_for_every_waiter(pipeline: Pipeline) -> None:
+    import asyncio
+
+    p = pipeline
+    known = await p.service.balances()
+    p.sim.update_faults({"error_rate": 1.0})
+    snapshots = await asyncio.gather(*(p.service.balances() for _ in range(3)))
+    assert all(s.cached and s.get("USD") == known.get("USD") for s in snapshots)
+
+
 async def test_balances_without_gate_or_cache_raise_gate_down(pipeline: Pipeline) -> None:
     pipeline.sim.update_faults({"error_rate": 1.0})
     with pytest.raises(GateDown, match="Could not read the balance from Gate"):

@@ -24,6 +24,7 @@ from typing import Any
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from gatebot.slack.ackfirst import acks_first
 from gatebot.slack.blocks.common import MAX_MESSAGE_BLOCKS, Message, context
 from gatebot.slack.blocks.messages import error_message
 from gatebot.slack.failures import SLACK_FAILURES, error_code
@@ -117,10 +118,10 @@ def acked_first(listener: Listener) -> Listener:
 
     @functools.wraps(listener)
     async def run(**kwargs: Any) -> None:
+        ack = kwargs.get("ack")
         try:
-            await listener(**kwargs)
+            await listener(**(kwargs if ack is None else {**kwargs, "ack": acks_first(ack)}))
         except Exception as exc:
-            ack = kwargs.get("ack")
             if ack is None or getattr(ack, "response", None) is None:
                 raise
             await report_failure(exc, body=kwargs.get("body") or {}, client=kwargs.get("client"),
