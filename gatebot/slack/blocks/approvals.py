@@ -121,7 +121,7 @@ def approval_request(order: ApprovalView, facts: ApprovalFacts) -> Message:
     ref, name = order_ref(order), esc(truncate(order.product_name or "?", 150))
     why = esc(truncate((order.status_reason or "").removeprefix("Needs approval: ").rstrip("."), REASON_LIMIT))
     blocks: list[Block] = [
-        header(f"Approval needed: order {ref}"),
+        header(f"Approval {'request' if order.decided_by else 'needed'}: order {ref}"),
         section(f"{user_mention(order.requester)} wants to order *{name}* ({_what(order)})"
                 + (f" — {why}." if why and order.decided_by is None else ".")),
     ]
