@@ -11,15 +11,20 @@ import dataclasses
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from gatebot import monitor
 from gatebot.alerts import AlertPolicy, HealthObservation
-from gatebot.emulator import Message
+from gatebot.emulator import LoopbackServer, Message
+from gatebot.runtime import build_runtime, core
+from gatebot.sandbox.app import create_app as create_sandbox
+from gatebot.sandbox.simulator import SandboxConfig
 from gatebot.slack import ids
+from gatebot.slack.web import create_web_app
 from gatebot.store.models import Order, OrderStatus
 
-from .conftest import ADMIN, FINANCE, NOBODY, OPS, OPS_CHANNEL, Harness
+from .conftest import ADMIN, COMPLETION_DELAY, FINANCE, NOBODY, OPS, OPS_CHANNEL, SECRET, Harness
 
 APPROVALS = "CAPPROVE"
 STEAM_20 = 101  # voucher, USD 20
@@ -264,3 +269,66 @@ async def test_an_order_over_the_daily_limit_is_refused_inline_naming_the_limit(
         "This order (USD 120.00) would go over your daily limit of USD 500.00: USD 400.00 used in the last 24 "
         "hours, USD 100.00 remains. Ask finance to raise it, or order less.")}
     assert h.gate_creates() == 0
+
+
+@pytest.mark.parametrize("settings_overrides", [{
+    "gatebot_approval_over": "USD:50", "gatebot_approval_channel": APPROVALS,
+    "gatebot_daily_limit": "role:ops:USD:100"}])
+async def test_the_requester_roles_from_slack_count_against_role_limits(harness: Harness) -> None:
+    h = harness
+    view = await h.open_modal(OPS, "buy steam gift card 20")
+    h.driver.set_input(view, ids.ORDER_QUANTITY, ids.ORDER_QUANTITY, "2")
+    await h.submit(OPS, (await h.submit(OPS, view)).view or view)
+    await h.wait(lambda: h.ws.latest_message(OPS_CHANNEL), "the order message")
+    await h.settle()
+    assert h.orders()[-1].requester_roles == ",ops,"
+    view = await h.open_modal(OPS, "buy steam gift card 20")
+    h.driver.set_input(view, ids.ORDER_QUANTITY, ids.ORDER_QUANTITY, "4")
+    result = await h.submit(OPS, view)
+    assert result.errors == {ids.ORDER_QUANTITY: (
+        "This order (USD 80.00) would go over the ops team's daily limit of USD 100.00: USD 40.00 used in the last "
+        "24 hours, USD 60.00 remains. Ask finance to raise it, or order less.")}
+
+
+async def test_a_restart_between_request_and_approval_loses_nothing(harness: Harness) -> None:
+    """Another process (a restart) finds the request open with the same key and body, approves it from the
+    same button and edits the same request message."""
+    h = harness
+    placed, message = await request(h)
+    body = placed.request_body(h.core.cipher)
+    sandbox = create_sandbox(SandboxConfig(completion_delay=COMPLETION_DELAY), clock=h.clock)
+    async with core(h.core.settings, clock=h.clock, gate_transport=httpx.ASGITransport(app=sandbox)) as again:
+        rt = build_runtime(again, slack="http", jobs=False)
+        assert rt.slack is not None and rt.notifier is not None
+        server = LoopbackServer(create_web_app(rt.slack.app, rt.slack.deps))
+        await server.start()
+        driver = h.emulator.driver(f"{server.url}/slack/events", SECRET)
+        try:
+            (still,) = await again.orders.open_approvals()
+            assert (still.id, still.idempotency_key, still.request_body(again.cipher)) == (
+                placed.id, placed.idempotency_key, body)
+            await driver.click(FINANCE, message, ids.APPROVAL_APPROVE)
+            await h.wait(lambda: message.edited or None, "the request message edited by the new process")
+            await rt.notifier.drain(5.0)
+        finally:
+            await driver.aclose()
+            await server.stop()
+    assert "Approved* by <@UDAN>" in str(message.blocks)
+    sent = sandbox.state.sim.stats()["creates"]
+    assert sent["attempted"] == 1 and h.gate_creates() == 0
+    assert order(h, placed.id).idempotency_key == placed.idempotency_key
+
+
+async def test_a_top_up_request_shows_the_customer_account_masked(harness: Harness) -> None:
+    h = harness
+    view = await h.open_modal(OPS)
+    await h.choose_product(OPS, view, 456, query="steam")  # Steam top-up: USD 5-100, 25% margin
+    h.driver.set_input(view, ids.ORDER_AMOUNT, ids.ORDER_AMOUNT, "60")
+    h.driver.set_input(view, ids.account_block_id("steam_login"), ids.account_block_id("steam_login"), "player_123")
+    confirm = (await h.submit(OPS, view)).view
+    assert confirm is not None and confirm.callback_id == ids.ORDER_CONFIRM
+    await h.submit(OPS, confirm)
+    message = await h.wait(lambda: h.ws.latest_message(APPROVALS), "the approval request message")
+    await h.settle()
+    assert "steam_login: `pl•••23`" in str(message.blocks) and "USD 75.00" in str(message.blocks)
+    assert "player_123" not in h.texts_in(APPROVALS), "customer accounts stay out of channels"
