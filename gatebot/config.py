@@ -186,6 +186,8 @@ class Settings(BaseSettings):
     gatebot_over_limit: Literal["refuse", "approval"] = "refuse"
     #: How long an approval request stays open (seconds, or 90m / 24h / 2d).
     gatebot_approval_ttl: int = Field(default=24 * 3600, ge=60, le=30 * 86400)
+    #: Where approval requests are posted with their Approve / Reject buttons (unset: the alert channel).
+    gatebot_approval_channel: str | None = None
 
     # -- Alerting ---------------------------------------------------------------------------------------
     gatebot_alert_channel: str | None = None

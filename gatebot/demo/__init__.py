@@ -20,20 +20,25 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["TOUR", "add_arguments", "database_path", "main", "run_demo", "script_source"]
+__all__ = ["APPROVALS", "BUILT_IN", "TOUR", "add_arguments", "database_path", "main", "run_demo", "script_source"]
 
 #: The sample session shipped with the package.
 TOUR = Path(__file__).with_name("scripts") / "tour.gate"
+#: The four-eyes approvals session: a request, a refused self-approval, an approval by finance.
+APPROVALS = TOUR.with_name("approvals.gate")
+#: The shipped scripts by name (``--script tour``, ``--script approvals.gate``...).
+BUILT_IN = {name: path for path in (TOUR, APPROVALS) for name in (path.stem, path.name)}
 
 
 def script_source(text: str) -> str:
-    """``type=`` of ``--script``: ``-`` (standard input), a readable file, or the built-in tour by name
-    (``tour`` or ``tour.gate``, as the tour's own first line says, unless such a file is here)."""
+    """``type=`` of ``--script``: ``-`` (standard input), a readable file, or a shipped script by name
+    (``tour`` or ``tour.gate``, ``approvals`` or ``approvals.gate``, as their first lines say, unless such
+    a file is here)."""
     path = Path(text)
     if text == "-" or path.is_file():
         return text
-    if text in ("tour", TOUR.name):
-        return str(TOUR)
+    if text in BUILT_IN:
+        return str(BUILT_IN[text])
     if path.exists():
         raise argparse.ArgumentTypeError(f"{text}: not a file; give a script file, '-' for standard input, "
                                          "or 'tour' for the built-in tour")
@@ -55,8 +60,9 @@ def database_path(text: str) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of ``gatebot demo``."""
     parser.add_argument("--script", metavar="FILE", type=script_source,
-                        help="run the commands in FILE (one per line, # comments; '-' reads stdin; 'tour' is "
-                             "the built-in tour) and print the transcript instead of starting the terminal UI")
+                        help="run the commands in FILE (one per line, # comments; '-' reads stdin; 'tour' and "
+                             "'approvals' are the built-in scripts) and print the transcript instead of starting "
+                             "the terminal UI")
     parser.add_argument("--db", metavar="PATH", type=database_path,
                         help="keep the demo's SQLite database in PATH (default: a temporary file)")
     return parser
@@ -79,7 +85,7 @@ def run_demo(*, script: str | Path | None = None, db: Path | None = None) -> int
     scripted = script is not None or not sys.stdin.isatty()
     _configure_logging(scripted=scripted)
     if script is not None:
-        path = str(TOUR) if str(script) == "tour" else str(script)
+        path = str(BUILT_IN.get(str(script), script))
         return main_script(path, db=db)
     if scripted:
         return main_script("-", db=db)

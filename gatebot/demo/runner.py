@@ -8,7 +8,8 @@ What lives here
     * a **SQLite store** in a temporary directory (or ``--db PATH``), migrated to head;
     * **settings** with a generated signing secret and bot token, ``GATEBOT_ENV=development``, roles for
       the demo people (:data:`DEMO_PEOPLE`), ``GATEBOT_LOW_BALANCE=USD:500/100``, alerts in ``#gate-ops``
-      and finance news in ``#finance``, short job intervals;
+      and finance news in ``#finance``, orders over USD 500 waiting for approval (requests in
+      ``#finance``), short job intervals;
     * the **Slack emulator** (:class:`~gatebot.emulator.EmulatorServer`: the Web API on a loopback port);
     * the **real Slack app** in HTTP mode (:func:`gatebot.runtime.build_runtime` +
       :func:`gatebot.slack.web.create_web_app`) served by uvicorn on another loopback port, its
@@ -169,6 +170,8 @@ def demo_settings(*, database_url: str, slack_api_url: str, bot_token: str, sign
         gatebot_low_balance="USD:500/100",
         gatebot_alert_channel=OPS_CHANNEL,
         gatebot_finance_channel=FINANCE_CHANNEL,
+        gatebot_approval_over="USD:500",  # scripts/approvals.gate: larger orders wait for a second person
+        gatebot_approval_channel=FINANCE_CHANNEL,
         gatebot_alert_repeat=1800,
         gatebot_track_interval=5 if live else 15,
         gatebot_recover_interval=30 if live else 60,

@@ -52,6 +52,15 @@ class Approvals(Submitting):
         return approval_refusal(approver, requester=order.requester, roles=held,
                                 approver_roles=self.approval_policy.approver_roles)
 
+    async def decision_refusal(self, order_id: int, approver: str, *, roles: Iterable[str] = ()) -> str | None:
+        """Why ``approver`` may not decide ``order_id`` now (recorded in the audit log), or ``None``: asked
+        before a surface opens a form to decide (the decision itself checks again)."""
+        try:
+            await self._decidable(order_id, approver, roles)
+        except ApprovalRefused as exc:
+            return str(exc)
+        return None
+
     async def open_approvals(self, *, limit: int = 100) -> list[Order]:
         """Requests waiting for a decision, oldest first."""
         return await self.db.run(lambda s: repo.awaiting_approval(s, limit=limit))

@@ -60,6 +60,10 @@ class OrderService(Tracking, Approvals):
     async def history(self, order_id: int) -> list[OrderHistory]:
         return await self.db.run(lambda s: repo.history(s, order_id))
 
+    def account(self, order: Order) -> dict[str, Any] | None:
+        """The decrypted customer account of a top-up (``None`` for a voucher). Callers mask it for channels."""
+        return order.account(self.cipher)
+
     def content(self, order: Order) -> dict[str, Any] | None:
         """The decrypted ``order_content`` (voucher codes!). Callers decide who may see it."""
         return order.content(self.cipher)

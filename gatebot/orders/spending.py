@@ -14,6 +14,7 @@ from gatebot.orders.base import ServiceBase
 from gatebot.orders.model import OrderDraft, OrderInvalid
 from gatebot.orders.policy import LIMIT_WINDOW, LimitUse
 from gatebot.store import repo
+from gatebot.store.models import Order
 
 
 class Spending(ServiceBase):
@@ -33,6 +34,11 @@ class Spending(ServiceBase):
                 role=lim.role), currency.upper())) for lim in limits]
 
         return await self.db.run(used)
+
+    async def order_limit_uses(self, order: Order) -> list[LimitUse]:
+        """The daily limits ``order`` counts against (its requester, with the roles they held when ordering)."""
+        roles = repo.roles_of(order.requester_roles)
+        return await self.limit_uses(order.requester, roles, order.currency)
 
     async def _approval_reason(self, cost: Money, draft: OrderDraft) -> str | None:
         """Why the order must wait for approval (``None``: send it). Raises :class:`OrderInvalid` (key

@@ -50,6 +50,7 @@ from gatebot.slack.listeners import (
     request_kind,
 )
 from gatebot.slack.listeners import alerts as alert_listeners
+from gatebot.slack.listeners import approvals as approval_listeners
 from gatebot.slack.metrics import MeteredWebClient
 
 __all__ = ["SlackConfigError", "check_settings", "create_app", "drain_listeners", "make_client"]
@@ -130,6 +131,7 @@ def create_app(deps: Deps, *, client: AsyncWebClient | None = None, socket_mode:
     lookups.register(app, deps)
     home.register(app, deps)
     alert_listeners.register(app, deps)
+    approval_listeners.register(app, deps)
     return app
 
 

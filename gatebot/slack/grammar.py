@@ -90,6 +90,8 @@ USAGE: Mapping[str, Usage] = MappingProxyType({
         Usage("products", f"{C} products [search]", f"{C} products google play", "Search the catalog",
               ROLE_OPS),
         Usage("health", f"{C} health", f"{C} health", "Check the Gate API and gatebot's jobs", None),
+        Usage("approvals", f"{C} approvals", f"{C} approvals",
+              "List the approval requests waiting for you (and your own)", None),
         Usage("export", f"{C} export orders|deposits|ledger [since] [until] [currency]",
               f"{C} export ledger 2026-11-01 2026-12-01 USD",
               "Get a finance CSV by DM (since defaults to 7d, until to now)", ROLE_FINANCE),
@@ -100,7 +102,8 @@ USAGE: Mapping[str, Usage] = MappingProxyType({
 GENERAL_USAGE = f"{C} " + " | ".join(u.syntax.removeprefix(f"{C} ") for u in USAGE.values())
 
 _ALIASES = {"?": "help", "-h": "help", "--help": "help", "product": "products", "deposit": "deposits",
-            "balances": "balance", "status": "health"}
+            "balances": "balance", "status": "health",
+            "approval": "approvals"}
 
 
 def allowed_usage(roles: Iterable[str]) -> list[Usage]:
@@ -223,7 +226,7 @@ def parse(text: str) -> Command:
         return _parse_search(name, rest, usage)
     if name == "export":
         return _parse_export(rest, usage)
-    if rest:  # balance, deposits, health take no arguments
+    if rest:  # balance, deposits, health, approvals take no arguments
         raise GrammarError(f"`{name}` takes no arguments (got `{_shorten(_describe(rest[0]))}`).", usage)
     return Command(name)
 

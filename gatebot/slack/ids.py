@@ -75,3 +75,10 @@ ALERT_LINK: Final = "alert_link"
 #: Snooze action id → snooze length in seconds.
 ALERT_SNOOZE_SECONDS: Final[Mapping[str, int]] = MappingProxyType(
     {ALERT_SNOOZE_1H: 3600, ALERT_SNOOZE_4H: 4 * 3600, ALERT_SNOOZE_24H: 24 * 3600})
+
+# -- approval requests (value: our order id as a string) -------------------------------------------
+APPROVAL_APPROVE: Final = "approval_approve"
+APPROVAL_REJECT: Final = "approval_reject"
+#: The modal asking why an order is rejected, and its one input (block and action id).
+APPROVAL_REJECT_MODAL: Final = "approval_reject_modal"
+APPROVAL_REASON: Final = "approval_reason"

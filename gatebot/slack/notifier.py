@@ -10,6 +10,8 @@
   compare-and-set claim in the store, see :mod:`gatebot.store.repo.messages`).
 * every later event edits that message in place (``chat.update``) and adds the history row to its
   thread (:func:`~gatebot.slack.blocks.messages.order_thread_note`), so the thread holds the history.
+* ``approval.*`` events go to :class:`~gatebot.slack.approval_notices.ApprovalNotices` on the same chain:
+  the approvers' request message, edited when decided, and the requester's DM with the outcome.
 * ``order.completed`` DMs the requester the code (:func:`~gatebot.slack.blocks.messages.order_delivery_dm`)
   exactly once — ``dm_sent`` is claimed with a compare-and-set, so two processes never both send it — while
   the channel message only says "delivered". A DM that failed (Slack down) is retried by
@@ -38,6 +40,7 @@ from sqlmodel import Session
 
 from gatebot.clock import Clock
 from gatebot.events import Event, EventBus
+from gatebot.slack.approval_notices import ApprovalNotices, ApprovalReader, ChannelSettings
 from gatebot.slack.blocks.messages import order_delivery_dm, order_message, order_thread_note
 from gatebot.slack.failures import SLACK_FAILURES, error_code
 from gatebot.slack.roles import is_user_id
@@ -60,14 +63,14 @@ CLAIM_TIMEOUT = timedelta(seconds=60)
 RETRY_EVERY = timedelta(minutes=5)
 
 
-class OrderReader(Protocol):
+class OrderReader(ApprovalReader, Protocol):
     """What the notifier reads about an order (``gatebot.orders.OrderService`` has it)."""
 
     def content(self, order: Order) -> dict[str, Any] | None: ...
 
 
-class ResumeSetting(Protocol):
-    """The one setting the notifier reads (``gatebot.config.Settings`` has it)."""
+class ResumeSetting(ChannelSettings, Protocol):
+    """The settings the notifier reads (``gatebot.config.Settings`` has them)."""
 
     @property
     def gatebot_resume_on_deposit(self) -> bool: ...
@@ -100,9 +103,13 @@ class Notifier:
         self._tails: dict[int, asyncio.Task[None]] = {}
         self._dms: dict[str, str] = {}
         self._last_retry: datetime | None = None
+        self.approvals = ApprovalNotices(db=services.db, clock=services.clock, orders=services.orders,
+                                         settings=services.settings, client=client, dm_channel=self._dm_channel)
 
     def subscribe(self, events: EventBus | None = None) -> None:
-        (events or self.core.events).subscribe("order.", self.handle)
+        bus = events or self.core.events
+        bus.subscribe("order.", self.handle)
+        bus.subscribe("approval.", self.handle)  # same per-order chain: a request is posted before its decision
 
     # -- queueing ---------------------------------------------------------------------------------------
     async def handle(self, event: Event) -> None:
@@ -138,6 +145,9 @@ class Notifier:
     async def process(self, event: Event) -> None:
         """Bring Slack up to date with one event (the order is re-read: the store is the truth)."""
         if event.order_id is None:
+            return
+        if event.kind.startswith("approval."):
+            await self.approvals.process(event)
             return
         order = await self._load(event.order_id)
         if order is None:

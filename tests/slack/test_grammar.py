@@ -131,7 +131,8 @@ def test_error_messages_do_not_echo_backticks_or_huge_input():
 
 
 def test_usage_table_covers_every_subcommand_with_example_and_role():
-    assert set(USAGE) == {"help", "balance", "order", "orders", "buy", "products", "deposits", "health", "export"}
+    assert set(USAGE) == {"help", "balance", "order", "orders", "buy", "products", "deposits", "health", "approvals",
+                          "export"}
     for row in USAGE.values():
         assert row.syntax.startswith(ids.COMMAND + " " + row.name)
         parse(row.example.removeprefix(ids.COMMAND))  # every example really parses
@@ -144,6 +145,7 @@ def test_usage_table_covers_every_subcommand_with_example_and_role():
         "buy": "ops",
         "products": "ops",
         "health": None,
+        "approvals": None,
         "export": "finance",
     }
 
@@ -151,11 +153,11 @@ def test_usage_table_covers_every_subcommand_with_example_and_role():
 @pytest.mark.parametrize(
     ("roles", "expected"),
     [
-        ((), {"help", "health"}),
-        (("support",), {"help", "health", "order", "orders"}),
-        (("finance",), {"help", "health", "balance", "deposits", "export"}),
-        (("ops",), {"help", "health", "buy", "products"}),
-        (("ops", "finance"), {"help", "health", "buy", "products", "balance", "deposits", "export"}),
+        ((), {"help", "health", "approvals"}),
+        (("support",), {"help", "health", "approvals", "order", "orders"}),
+        (("finance",), {"help", "health", "approvals", "balance", "deposits", "export"}),
+        (("ops",), {"help", "health", "approvals", "buy", "products"}),
+        (("ops", "finance"), {"help", "health", "approvals", "buy", "products", "balance", "deposits", "export"}),
         (("admin",), set(USAGE)),
     ],
 )

@@ -42,8 +42,10 @@ MAX_HOME_ALERTS = 10
 def home_view(*, balances: Sequence[Balance], thresholds: Mapping[str, Thresholds],
               health: Sequence[HealthCheck], open_alerts: Sequence[AlertCard],
               recent_orders: Sequence[OrderView], viewer_roles: Iterable[str],
-              alert_states: Mapping[str, str] | None = None, now: datetime | None = None) -> dict[str, Any]:
-    """The Home tab view (``views.publish``): under 60 blocks whatever the data (Slack allows 100)."""
+              alert_states: Mapping[str, str] | None = None, now: datetime | None = None,
+              approvals: Sequence[Block] = ()) -> dict[str, Any]:
+    """The Home tab view (``views.publish``): under 60 blocks whatever the data (Slack allows 100), plus
+    ``approvals`` (at most 25: :func:`gatebot.slack.blocks.approvals.home_approval_blocks`)."""
     roles = set(viewer_roles)
     admin = ROLE_ADMIN in roles
 
@@ -60,6 +62,7 @@ def home_view(*, balances: Sequence[Balance], thresholds: Mapping[str, Threshold
     if not roles:
         blocks.append(section("You don't have a gatebot role yet. Ask a gatebot admin if you need access "
                               "to orders, balances or alerts."))
+    blocks += approvals
     # Each part gets a fixed share of the 100 blocks so no amount of data can crowd out the others.
     if may(ROLE_FINANCE, ROLE_OPS):
         lines, _summary = balance_lines(balances, thresholds, alert_states)

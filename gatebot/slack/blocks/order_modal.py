@@ -494,11 +494,14 @@ def input_block_ids(view: Mapping[str, Any]) -> set[str]:
 
 def confirm_view(*, product: ProductView, draft: DraftFields, metadata: ModalMetadata,
                  estimated_cost: Decimal | None = None, balance: Decimal | None = None,
-                 account_fields: Sequence[CustomerAccountField] | None = None) -> dict[str, Any]:
+                 account_fields: Sequence[CustomerAccountField] | None = None,
+                 approval: str | None = None) -> dict[str, Any]:
     """The last step before ordering: what will be bought, for whom, what it costs and the balance after.
 
     Pushed on top of the form (so "Back" returns to it); "Place order" submits ``order_confirm``.
     Account values are shown whole: only the requester sees this view, and they must check them.
+    ``approval`` is why the order needs a second person's approval (``Quote.approval``): said before
+    the requester submits, with "Request approval" on the submit button.
     """
     cur = product.currency
     fields = [field("Product", f"{esc(truncate(product.name, 150))} ({product.kind})")]
@@ -525,13 +528,17 @@ def confirm_view(*, product: ProductView, draft: DraftFields, metadata: ModalMet
         blocks += line_sections(lines, max_blocks=10)
     if after is not None and after < 0:
         blocks.append(section(f":warning: This costs more than the available {esc(cur)} balance."))
-    blocks.append(context("Placing the order charges the Gate balance at once. "
-                          "The cost is an estimate until Gate confirms it."))
+    if approval:
+        blocks.append(section(f":raised_hand: This order needs approval because {esc(truncate(approval, 500))}; "
+                              "nothing is sent to Gate until an approver approves it."))
+    else:
+        blocks.append(context("Placing the order charges the Gate balance at once. "
+                              "The cost is an estimate until Gate confirms it."))
     return {
         "type": "modal",
         "callback_id": ids.ORDER_CONFIRM,
         "title": plain("Confirm order", 24),
-        "submit": plain("Place order", 24),
+        "submit": plain("Request approval" if approval else "Place order", 24),
         "close": plain("Back", 24),
         "private_metadata": encode_metadata(metadata),
         "blocks": blocks,

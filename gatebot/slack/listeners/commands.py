@@ -10,6 +10,7 @@ Routing table (roles from :data:`gatebot.slack.grammar.USAGE`; admin may do ever
     buy [search]        ops         opens the order modal (see order_flow)
     products [search]   ops         the cached catalog
     health              anyone      Gate /health, circuit, jobs, scheduler, database
+    approvals           anyone      open approval requests: those the caller may decide (buttons), their own
     export <kind> ...   finance     orders | deposits | ledger CSV, uploaded to the requester's DM
 
 A bad command is answered in the ack itself (pure parsing, instant); everything else acks first and
@@ -32,7 +33,7 @@ from gatebot import gate
 from gatebot.alerts import OpenAlert
 from gatebot.orders import GateDown
 from gatebot.slack import grammar, ids
-from gatebot.slack.blocks.common import Message, slack_date
+from gatebot.slack.blocks.common import Message, esc, slack_date
 from gatebot.slack.blocks.messages import (
     balance_message,
     denied_message,
@@ -47,6 +48,7 @@ from gatebot.slack.blocks.messages import (
 from gatebot.slack.deps import Deps
 from gatebot.slack.grammar import Command, GrammarError
 from gatebot.slack.listeners import Reply, acked_first, private_reply, with_note
+from gatebot.slack.listeners.approvals import approvals_message
 from gatebot.slack.listeners.exports import send_export
 from gatebot.slack.listeners.lookups import order_lookup
 from gatebot.slack.listeners.order_flow import open_order_modal, search_catalog
@@ -112,6 +114,9 @@ async def run(deps: Deps, cmd: Command, *, user: str, channel: str | None, trigg
     if cmd.name == "export":  # the CSV goes to the requester's DM as a file
         await reply(await send_export(deps, client, cmd, user))
         return
+    if cmd.name == "approvals":
+        await reply(await approvals_message(deps, user, roles))
+        return
     handlers = {"orders": _orders, "balance": _balance, "deposits": _deposits, "products": _products,
                 "health": _health}
     await reply(await handlers[cmd.name](deps, cmd, user))
@@ -159,10 +164,21 @@ async def _balance(deps: Deps, cmd: Command, user: str) -> Message:
     now = deps.now()
     states = balance_alert_states(await deps.db.run(lambda s: deps.status.open_alerts(s, now)))
     message = balance_message(snapshot.balances, deps.settings.gatebot_low_balance, states, read_at=snapshot.at)
+    spend = await _spend_today(deps, user)
+    if spend:
+        message = with_note(message, "*Spent in the last 24 hours*: " + " · ".join(spend))
     if snapshot.cached:
         message = with_note(message, f":hourglass: Gate did not answer in time: these are the balances gatebot "
                                      f"last read, {slack_date(snapshot.at)}.")
     return message
+
+
+async def _spend_today(deps: Deps, user: str) -> list[str]:
+    """Spend in the last 24 hours against each daily limit that applies to ``user`` and their roles."""
+    roles = await deps.roles.of(user)
+    currencies = sorted({lim.limit.currency for lim in deps.orders.approval_policy.daily_limits})
+    uses = [use for currency in currencies for use in await deps.orders.limit_uses(user, roles, currency)]
+    return [f"{esc(use.used)} of {esc(use.limit.limit)} ({use.whose}), {esc(use.remaining)} left" for use in uses]
 
 
 async def _deposits(deps: Deps, cmd: Command, user: str) -> Message:

@@ -222,10 +222,13 @@ def _product_chosen(deps: Deps) -> Any:
     return product_chosen
 
 
-def _draft(fields: DraftFields, product: CatalogProduct, *, user: str, meta: ModalMetadata) -> OrderDraft:
+def _draft(fields: DraftFields, product: CatalogProduct, *, user: str, roles: frozenset[str],
+           meta: ModalMetadata) -> OrderDraft:
+    """The core's draft; ``roles`` (the requester's, now) count the order against role daily limits."""
     return OrderDraft(product=product.id, requester=user, amount=fields["amount"], quantity=fields["quantity"],
                       account=dict(fields["customer_account"]), external_ref=fields["external_ref"],
-                      test=fields["test"], origin_channel=meta.channel_id, draft_id=meta.draft_id)
+                      test=fields["test"], origin_channel=meta.channel_id, draft_id=meta.draft_id,
+                      requester_roles=roles)
 
 
 def _review(deps: Deps) -> Any:
@@ -237,7 +240,8 @@ def _review(deps: Deps) -> Any:
             await ack(response_action="errors", errors={
                 ids.ORDER_PRODUCT: f"This form is out of date: close it and run {ids.COMMAND} buy again."})
             return
-        if not await deps.roles.has(user, ROLE_OPS):
+        roles = await deps.roles.of(user)
+        if ROLE_OPS not in roles:  # an admin holds every role
             await deps.record_audit(actor=user, action="order.create", target=None, allowed=False,
                                     detail="needs the ops role")
             await ack(response_action="errors", errors={
@@ -251,7 +255,7 @@ def _review(deps: Deps) -> Any:
         if errors or product is None:
             await ack(response_action="errors", errors=errors or {ids.ORDER_PRODUCT: "Pick a product."})
             return
-        draft = _draft(parsed, product, user=user, meta=meta)
+        draft = _draft(parsed, product, user=user, roles=roles, meta=meta)
         blocks = input_block_ids(view)
         try:
             await deps.orders.validate(draft)  # the store only: instant, and works while Gate is down
@@ -268,7 +272,7 @@ def _review(deps: Deps) -> Any:
         await deps.orders.drafts.save(meta.draft_id, user=user, draft=draft)
         confirm = confirm_view(product=product, draft=parsed, metadata=meta, estimated_cost=quote.cost.amount,
                                balance=quote.available.amount if quote.available is not None else None,
-                               account_fields=fields)
+                               account_fields=fields, approval=quote.approval)
         if quote.balance_cached:
             confirm = _with_context(confirm, ":hourglass: Gate was slow to answer: the balance is the last one "
                                              "gatebot read. Gate checks it again when the order is placed.",

@@ -69,6 +69,7 @@ from gatebot.store.repo.spending import (
     approvals_expired,
     awaiting_approval,
     roles_column,
+    roles_of,
     spent_since,
 )
 
@@ -117,6 +118,7 @@ __all__ = [
     "release_message",
     "replace_catalog",
     "roles_column",
+    "roles_of",
     "save_message",
     "search_products",
     "set_dm_sent",

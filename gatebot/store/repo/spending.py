@@ -26,6 +26,11 @@ def roles_column(roles: frozenset[str] | set[str] | None) -> str | None:
     return f",{','.join(sorted(roles))}," if roles else None
 
 
+def roles_of(column: str | None) -> frozenset[str]:
+    """The roles a ``requester_roles`` column holds (the reverse of :func:`roles_column`)."""
+    return frozenset(role for role in (column or "").split(",") if role)
+
+
 def spent_since(s: Session, *, currency: str, since: datetime, requester: str | None = None,
                 role: str | None = None) -> Decimal:
     """The estimated cost of the orders created strictly after ``since`` in ``currency`` that count as spent,
