@@ -24,8 +24,8 @@ from typing import Any, Final
 
 __all__ = ["MAX_YIELD", "AckQueue", "acks_first"]
 
-#: The longest a listener's work waits for other requests' acks.
-MAX_YIELD: Final = 1.0
+#: The longest a listener's work waits for other requests' acks (a ``trigger_id`` it may need lives 3 s).
+MAX_YIELD: Final = 0.5
 
 _current: contextvars.ContextVar[_Waiting | None] = contextvars.ContextVar("gatebot_ack_waiting", default=None)
 
