@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: With at most this many pending orders, tracking asks for each one; above it, it pages the lists.
 SINGLE_FETCH_LIMIT = 3
+#: Gate answers recorded per unit of work (one commit each): a page of ``GET /orders``.
+APPLY_BATCH = 100
 
 
 class Tracking(Submitting):
@@ -86,13 +88,12 @@ class Tracking(Submitting):
                         seen[gid] = await self.gate.get_order(gid)
                     except gate.GateNotFound:
                         log.warning("Gate does not know order %s", gid)
-        for gate_id, gate_order in seen.items():
-            order_id, _, has_content = pending[gate_id]
-            if gate_order.status == OrderStatus.PENDING and (has_content or not gate_order.order_content):
-                continue  # nothing new: no write
-            after = await self._apply_gate_order(order_id, gate_order, actor="system:tracker")
-            if after.status != OrderStatus.PENDING:
-                result.changed += 1
+        news = [(pending[gate_id][0], gate_order) for gate_id, gate_order in seen.items()
+                if not (gate_order.status == OrderStatus.PENDING  # nothing new: no write
+                        and (pending[gate_id][2] or not gate_order.order_content))]
+        for start in range(0, len(news), APPLY_BATCH):
+            applied = await self._apply_gate_orders(news[start : start + APPLY_BATCH], actor="system:tracker")
+            result.changed += sum(1 for after in applied if after.status != OrderStatus.PENDING)
         return result
 
     async def _pages(self, **filters: Any) -> AsyncIterator[list[gate.Order]]:

@@ -59,9 +59,11 @@ from gatebot.store.repo.orders import (
     order_by_draft,
     order_counts,
     orders_by_gate_ids,
+    orders_by_ids,
     orders_due,
     reencrypt_secrets,
     set_status,
+    set_statuses,
 )
 from gatebot.store.repo.reports import deposits_between, order_counts_by_kind, orders_between
 from gatebot.store.repo.spending import (
@@ -109,6 +111,7 @@ __all__ = [
     "order_counts_by_kind",
     "orders_between",
     "orders_by_gate_ids",
+    "orders_by_ids",
     "orders_due",
     "recent_audit",
     "record_deposits",
@@ -121,6 +124,7 @@ __all__ = [
     "search_products",
     "set_dm_sent",
     "set_status",
+    "set_statuses",
     "spent_since",
     "take_over_message",
     "try_acquire_lease",

@@ -8,7 +8,7 @@ Must not import Slack, the scheduler, the Gate client or ``db``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final, Protocol
 
@@ -90,6 +90,17 @@ def _number_of(order: Order) -> int:
 
 def get_order(s: Session, order_id: int) -> Order | None:
     return s.get(Order, order_id)
+
+
+def orders_by_ids(s: Session, ids: Iterable[int]) -> dict[int, Order]:
+    """Our orders for a batch of order numbers (e.g. one page of Gate answers to apply), keyed by number."""
+    wanted = sorted(set(ids))
+    found: dict[int, Order] = {}
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
+        for order in s.exec(select(Order).where(col(Order.id).in_(chunk))).all():
+            found[_number_of(order)] = order
+    return found
 
 
 def order_by_draft(s: Session, draft_id: str) -> Order | None:
@@ -200,35 +211,75 @@ def set_status(
     sets ``completed_at`` and entering ``failed``/``rejected`` sets ``failed_at`` when still unset.
     Moving to the same status is allowed (it records a history note, e.g. another retry).
     """
+    return set_statuses(s, [order], to_status, actor=actor, note=note, now=now)[0]
+
+
+def set_statuses(
+    s: Session,
+    orders: Sequence[Order],
+    to_status: OrderStatus | str,
+    *,
+    actor: str,
+    note: str | None = None,
+    now: datetime,
+) -> list[OrderHistory]:
+    """:func:`set_status` for many orders at once (same target, actor and note): one flush, one UPDATE
+    per group of orders sharing a current status, the history rows inserted together.
+
+    All or nothing as the caller's transaction is: if any order's status moved meanwhile,
+    :class:`StatusConflict` names the first such order and the caller must roll back.
+    Returns the history rows in the order of ``orders``.
+    """
     target = OrderStatus(to_status)
-    if order.id is None:
-        raise ValueError("the order has no number yet: insert it with add_order first")
-    if object_session(order) is not s:
-        s.add(order)
-    if orm_attributes.get_history(order, "status").has_changes():
-        raise RuntimeError(f"order {order.number}: status was assigned directly; use set_status only")
+    for order in orders:
+        if order.id is None:
+            raise ValueError("the order has no number yet: insert it with add_order first")
+        if object_session(order) is not s:
+            s.add(order)
+        if orm_attributes.get_history(order, "status").has_changes():
+            raise RuntimeError(f"order {order.number}: status was assigned directly; use set_status only")
     s.flush()
-    current = OrderStatus(order.status)
-    values: dict[str, Any] = {"status": target, "updated_at": now}
-    if target is OrderStatus.COMPLETED and order.completed_at is None:
-        values["completed_at"] = now
-    if target in (OrderStatus.FAILED, OrderStatus.REJECTED) and order.failed_at is None:
-        values["failed_at"] = now
-    result = s.exec(
-        update(Order)
-        .where(col(Order.id) == order.id, col(Order.status) == current)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        actual = s.exec(select(Order.status).where(col(Order.id) == order.id)).first()
-        raise StatusConflict(order.id, current, None if actual is None else OrderStatus(actual))
-    for name, value in values.items():
-        orm_attributes.set_committed_value(order, name, value)
-    entry = OrderHistory(order_id=order.id, at=now, from_status=current, to_status=target, actor=actor, note=note)
-    s.add(entry)
+    groups: dict[tuple[OrderStatus, bool, bool], list[Order]] = {}
+    for order in orders:
+        sets_completed = target is OrderStatus.COMPLETED and order.completed_at is None
+        sets_failed = target in (OrderStatus.FAILED, OrderStatus.REJECTED) and order.failed_at is None
+        groups.setdefault((OrderStatus(order.status), sets_completed, sets_failed), []).append(order)
+    entries: dict[int, OrderHistory] = {}
+    for (current, sets_completed, sets_failed), members in groups.items():
+        values: dict[str, Any] = {"status": target, "updated_at": now}
+        if sets_completed:
+            values["completed_at"] = now
+        if sets_failed:
+            values["failed_at"] = now
+        for start in range(0, len(members), _IN_CHUNK):
+            chunk = {_number_of(o): o for o in members[start : start + _IN_CHUNK]}
+            result = s.exec(
+                update(Order)
+                .where(col(Order.id).in_(list(chunk)), col(Order.status) == current)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != len(chunk):
+                _raise_conflict(s, list(chunk), current)
+            for order_id, order in chunk.items():
+                for name, value in values.items():
+                    orm_attributes.set_committed_value(order, name, value)
+                entries[order_id] = OrderHistory(order_id=order_id, at=now, from_status=current, to_status=target,
+                                                 actor=actor, note=note)
+    rows = [entries[_number_of(o)] for o in orders]
+    s.add_all(rows)
     s.flush()
-    return entry
+    return rows
+
+
+def _raise_conflict(s: Session, order_ids: list[int], expected: OrderStatus) -> None:
+    """Raise :class:`StatusConflict` for the first of ``order_ids`` no longer in ``expected``."""
+    actual = dict(s.exec(select(Order.id, Order.status).where(col(Order.id).in_(order_ids))).all())
+    for order_id in order_ids:
+        now_is = actual.get(order_id)
+        if now_is != expected:
+            raise StatusConflict(order_id, expected, None if now_is is None else OrderStatus(now_is))
+    raise StatusConflict(order_ids[0], expected, expected)  # pragma: no cover - rowcount and rows disagree
 
 
 def history(s: Session, order_id: int) -> list[OrderHistory]:
