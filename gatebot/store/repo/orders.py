@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from sqlalchemy import Table, func, or_, update
 from sqlalchemy.orm import attributes as orm_attributes
@@ -169,6 +169,30 @@ def open_orders(s: Session, statuses: Iterable[OrderStatus | str] = OPEN_STATUSE
     return list(s.exec(select(Order).where(col(Order.status).in_(wanted)).order_by(col(Order.id))).all())
 
 
+class TrackedOrder(NamedTuple):
+    """What tracking needs of an order at Gate: our number, Gate's id, when it was created, whether
+    Gate's order content is stored already."""
+
+    id: int
+    gate_order_id: str
+    created_at: datetime
+    has_content: bool
+
+
+def orders_at_gate(s: Session, statuses: Iterable[OrderStatus | str]) -> list[TrackedOrder]:
+    """Orders in ``statuses`` that have a Gate order id, oldest first, as :class:`TrackedOrder` rows
+    (a few columns, not whole orders: tracking reads thousands of them every pass)."""
+    wanted = _statuses(statuses)
+    if not wanted:
+        return []
+    query = (
+        select(Order.id, Order.gate_order_id, Order.created_at, col(Order.order_content_enc).is_not(None))
+        .where(col(Order.status).in_(wanted), col(Order.gate_order_id).is_not(None))
+        .order_by(col(Order.id))
+    )
+    return [TrackedOrder(*row) for row in s.exec(query).all()]
+
+
 def orders_by_gate_ids(s: Session, ids: Iterable[str]) -> dict[str, Order]:
     """Our orders for a batch of Gate order ids (e.g. one page of ``GET /orders``), keyed by Gate id."""
     wanted = sorted({i for i in ids if i})
@@ -211,7 +235,12 @@ def set_status(
     sets ``completed_at`` and entering ``failed``/``rejected`` sets ``failed_at`` when still unset.
     Moving to the same status is allowed (it records a history note, e.g. another retry).
     """
-    return set_statuses(s, [order], to_status, actor=actor, note=note, now=now)[0]
+    target = OrderStatus(to_status)
+    [current] = _compare_and_set(s, [order], target, now=now)
+    entry = OrderHistory(**_history_row(_number_of(order), current, target, actor=actor, note=note, now=now))
+    s.add(entry)
+    s.flush()
+    return entry
 
 
 def set_statuses(
@@ -222,15 +251,31 @@ def set_statuses(
     actor: str,
     note: str | None = None,
     now: datetime,
-) -> list[OrderHistory]:
-    """:func:`set_status` for many orders at once (same target, actor and note): one flush, one UPDATE
-    per group of orders sharing a current status, the history rows inserted together.
+) -> None:
+    """:func:`set_status` for many orders at once (same target, actor and note), for batch speed: one
+    flush, one compare-and-set UPDATE per group of orders sharing a current status, and the history
+    rows inserted with one statement (not loaded into the session: read them with :func:`history`).
 
     All or nothing as the caller's transaction is: if any order's status moved meanwhile,
     :class:`StatusConflict` names the first such order and the caller must roll back.
-    Returns the history rows in the order of ``orders``.
     """
     target = OrderStatus(to_status)
+    moved_from = _compare_and_set(s, orders, target, now=now)
+    if orders:
+        rows = [_history_row(_number_of(order), current, target, actor=actor, note=note, now=now)
+                for order, current in zip(orders, moved_from, strict=True)]
+        s.connection().execute(metadata.tables["order_history"].insert(), rows)
+
+
+def _history_row(order_id: int, current: OrderStatus, target: OrderStatus, *, actor: str, note: str | None,
+                 now: datetime) -> dict[str, Any]:
+    return {"order_id": order_id, "at": now, "from_status": current, "to_status": target, "actor": actor,
+            "note": note}
+
+
+def _compare_and_set(s: Session, orders: Sequence[Order], target: OrderStatus, *, now: datetime) -> list[OrderStatus]:
+    """Move ``orders`` to ``target`` if each still has the status its object holds (after flushing their
+    other changes); the statuses they moved from, in the order of ``orders``. See :func:`set_status`."""
     for order in orders:
         if order.id is None:
             raise ValueError("the order has no number yet: insert it with add_order first")
@@ -239,12 +284,12 @@ def set_statuses(
         if orm_attributes.get_history(order, "status").has_changes():
             raise RuntimeError(f"order {order.number}: status was assigned directly; use set_status only")
     s.flush()
+    moved_from = [OrderStatus(order.status) for order in orders]
     groups: dict[tuple[OrderStatus, bool, bool], list[Order]] = {}
-    for order in orders:
+    for order, current in zip(orders, moved_from, strict=True):
         sets_completed = target is OrderStatus.COMPLETED and order.completed_at is None
         sets_failed = target in (OrderStatus.FAILED, OrderStatus.REJECTED) and order.failed_at is None
-        groups.setdefault((OrderStatus(order.status), sets_completed, sets_failed), []).append(order)
-    entries: dict[int, OrderHistory] = {}
+        groups.setdefault((current, sets_completed, sets_failed), []).append(order)
     for (current, sets_completed, sets_failed), members in groups.items():
         values: dict[str, Any] = {"status": target, "updated_at": now}
         if sets_completed:
@@ -253,33 +298,23 @@ def set_statuses(
             values["failed_at"] = now
         for start in range(0, len(members), _IN_CHUNK):
             chunk = {_number_of(o): o for o in members[start : start + _IN_CHUNK]}
-            result = s.exec(
-                update(Order)
-                .where(col(Order.id).in_(list(chunk)), col(Order.status) == current)
-                .values(**values)
-                .execution_options(synchronize_session=False)
+            updated = set(
+                s.exec(
+                    update(Order)
+                    .where(col(Order.id).in_(list(chunk)), col(Order.status) == current)
+                    .values(**values)
+                    .returning(col(Order.id))
+                    .execution_options(synchronize_session=False)
+                ).scalars()
             )
-            if result.rowcount != len(chunk):
-                _raise_conflict(s, list(chunk), current)
-            for order_id, order in chunk.items():
+            if len(updated) != len(chunk):
+                moved = next(order_id for order_id in chunk if order_id not in updated)
+                actual = s.exec(select(Order.status).where(col(Order.id) == moved)).first()
+                raise StatusConflict(moved, current, None if actual is None else OrderStatus(actual))
+            for order in chunk.values():
                 for name, value in values.items():
                     orm_attributes.set_committed_value(order, name, value)
-                entries[order_id] = OrderHistory(order_id=order_id, at=now, from_status=current, to_status=target,
-                                                 actor=actor, note=note)
-    rows = [entries[_number_of(o)] for o in orders]
-    s.add_all(rows)
-    s.flush()
-    return rows
-
-
-def _raise_conflict(s: Session, order_ids: list[int], expected: OrderStatus) -> None:
-    """Raise :class:`StatusConflict` for the first of ``order_ids`` no longer in ``expected``."""
-    actual = dict(s.exec(select(Order.id, Order.status).where(col(Order.id).in_(order_ids))).all())
-    for order_id in order_ids:
-        now_is = actual.get(order_id)
-        if now_is != expected:
-            raise StatusConflict(order_id, expected, None if now_is is None else OrderStatus(now_is))
-    raise StatusConflict(order_ids[0], expected, expected)  # pragma: no cover - rowcount and rows disagree
+    return moved_from
 
 
 def history(s: Session, order_id: int) -> list[OrderHistory]:
