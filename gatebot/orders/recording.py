@@ -6,7 +6,7 @@ Must not import Slack or the scheduler.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +21,37 @@ log = logging.getLogger(__name__)
 
 
 _SUBMITTABLE = frozenset({OrderStatus.SUBMITTING, OrderStatus.UNKNOWN, OrderStatus.WAITING_FUNDS})
+
+#: The status reason recorded with each status Gate's order can bring ours to.
+_GATE_REASONS = {
+    OrderStatus.PENDING: "Gate accepted the order; waiting for the vendor.",
+    OrderStatus.COMPLETED: "Gate delivered the order.",
+    OrderStatus.FAILED: "Gate gave no reason",  # the Slack message and the CLI say what happens next
+}
+
+
+def _gate_status(g: gate.Order) -> OrderStatus:
+    """Our status for Gate's order: completed, failed, or still pending."""
+    return {"completed": OrderStatus.COMPLETED, "failed": OrderStatus.FAILED}.get(g.status, OrderStatus.PENDING)
+
+
+def _stage(order: Order, status: OrderStatus, *, update: Callable[[Order, datetime], None], reason: str,
+           allowed_from: frozenset[OrderStatus], now: datetime) -> bool:
+    """Apply ``update`` to a loaded ``order`` unless it has moved on; whether its status must move to ``status``.
+
+    An order only moves forward: one not in ``allowed_from`` (and not already in ``status``) is left
+    untouched. Moving is left to the caller (:func:`repo.set_status`, compare-and-set); an order
+    already in ``status`` is only updated and touched.
+    """
+    current = OrderStatus(order.status)
+    if current not in allowed_from and current is not status:
+        return False
+    update(order, now)
+    if current is not status:
+        order.status_reason = reason
+        return True
+    order.updated_at = now
+    return False
 
 
 class Recording(ServiceBase):
@@ -57,8 +88,12 @@ class Recording(ServiceBase):
                                       error_code="gate_order_id_taken", allowed_from=OPEN_STATUSES)
 
     async def _record_gate_order(self, order_id: int, g: gate.Order, *, actor: str) -> Order:
-        status = {"completed": OrderStatus.COMPLETED, "failed": OrderStatus.FAILED}.get(
-            g.status, OrderStatus.PENDING)
+        status = _gate_status(g)
+        return await self._record(order_id, status, actor=actor, reason=_GATE_REASONS[status],
+                                  update=self._gate_update(g), allowed_from=OPEN_STATUSES)
+
+    def _gate_update(self, g: gate.Order) -> Callable[[Order, datetime], None]:
+        """What recording Gate's order ``g`` changes on ours besides the status (codes encrypted)."""
 
         def update(order: Order, now: datetime) -> None:
             order.gate_order_id = g.id
@@ -74,13 +109,48 @@ class Recording(ServiceBase):
             order.next_attempt_at = None
             order.error_code = None
 
-        reason = {
-            OrderStatus.PENDING: "Gate accepted the order; waiting for the vendor.",
-            OrderStatus.COMPLETED: "Gate delivered the order.",
-            OrderStatus.FAILED: "Gate gave no reason",  # the Slack message and the CLI say what happens next
-        }[status]
-        return await self._record(order_id, status, actor=actor, reason=reason, update=update,
-                                  allowed_from=OPEN_STATUSES)
+        return update
+
+    async def _apply_gate_orders(self, answers: Sequence[tuple[int, gate.Order]], *, actor: str) -> list[Order]:
+        """:meth:`_apply_gate_order` for many answers (e.g. a page of tracking) in ONE unit of work.
+
+        One query loads the orders, one compare-and-set UPDATE per status moves them, the history rows
+        go in together and one commit ends it; the events follow the commit, in the order of
+        ``answers``. The stored result is the one applying them one by one gives: if the batch meets a
+        concurrent status change or a Gate id another order holds, it is rolled back whole and the
+        answers are applied one at a time, where each of those cases has its own handling.
+        """
+        if not answers:
+            return []
+        now = self.clock.now()
+
+        def record(s: Session) -> tuple[list[Order], list[tuple[Order, OrderStatus]]]:
+            loaded = repo.orders_by_ids(s, [order_id for order_id, _ in answers])
+            orders: list[Order] = []
+            moved: list[tuple[Order, OrderStatus]] = []
+            for order_id, g in answers:
+                order = loaded.get(order_id)
+                if order is None:
+                    raise LookupError(f"no order #{order_id}")
+                status = _gate_status(g)
+                if _stage(order, status, update=self._gate_update(g), reason=_GATE_REASONS[status],
+                          allowed_from=OPEN_STATUSES, now=now):
+                    moved.append((order, status))
+                orders.append(order)
+            for status in dict.fromkeys(status for _, status in moved):
+                repo.set_statuses(s, [o for o, to in moved if to is status], status, actor=actor,
+                                  note=_GATE_REASONS[status], now=now)
+            return orders, moved
+
+        try:
+            orders, moved = await self.db.run(record)
+        except (IntegrityError, repo.StatusConflict):  # rolled back: nothing of the batch was written
+            log.info("a batch of %d Gate answers met a concurrent change or a taken Gate id; "
+                     "applying them one at a time", len(answers))
+            return [await self._apply_gate_order(order_id, g, actor=actor) for order_id, g in answers]
+        for order, status in moved:
+            await self._emit(f"order.{status}", order)
+        return orders
 
     async def _transition(self, order_id: int, status: OrderStatus, *, actor: str, reason: str,
                           error_code: str | None,
@@ -110,17 +180,10 @@ class Recording(ServiceBase):
             order = repo.get_order(s, order_id)
             if order is None:
                 raise LookupError(f"no order #{order_id}")
-            current = OrderStatus(order.status)
-            if current not in allowed_from and current is not status:
-                return order, False
-            update(order, now)
-            if current is not status:
-                order.status_reason = reason
+            moves = _stage(order, status, update=update, reason=reason, allowed_from=allowed_from, now=now)
+            if moves:
                 repo.set_status(s, order, status, actor=actor, note=reason, now=now)  # compare-and-set
-                return order, True
-            order.updated_at = now
-            s.add(order)
-            return order, False
+            return order, moves
 
         try:
             order, changed = await self.db.run(record)

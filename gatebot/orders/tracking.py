@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: With at most this many pending orders, tracking asks for each one; above it, it pages the lists.
 SINGLE_FETCH_LIMIT = 3
+#: Gate answers recorded per unit of work (one commit each): a page of ``GET /orders``.
+APPLY_BATCH = 100
 
 
 class Tracking(Submitting):
@@ -47,9 +49,8 @@ class Tracking(Submitting):
     async def track(self) -> TrackResult:
         """Bring pending orders up to date with Gate, in bulk when there are many."""
         result = TrackResult()
-        open_pending = await self.db.run(lambda s: repo.open_orders(s, [OrderStatus.PENDING]))
-        pending = {o.gate_order_id: (order_id_of(o), o.created_at, o.order_content_enc is not None)
-                   for o in open_pending if o.gate_order_id}
+        tracked = await self.db.run(lambda s: repo.orders_at_gate(s, [OrderStatus.PENDING]))
+        pending = {o.gate_order_id: o for o in tracked}
         result.checked = len(pending)
         if not pending:
             return result
@@ -71,7 +72,7 @@ class Tracking(Submitting):
                         seen[o.id] = o
             moved = {gid for gid in pending if gid not in still_pending}
             if moved:
-                oldest = min(pending[gid][1] for gid in moved) - timedelta(minutes=10)
+                oldest = min(pending[gid].created_at for gid in moved) - timedelta(minutes=10)
                 async for page in self._pages():
                     result.requests += 1
                     for o in page:
@@ -86,13 +87,12 @@ class Tracking(Submitting):
                         seen[gid] = await self.gate.get_order(gid)
                     except gate.GateNotFound:
                         log.warning("Gate does not know order %s", gid)
-        for gate_id, gate_order in seen.items():
-            order_id, _, has_content = pending[gate_id]
-            if gate_order.status == OrderStatus.PENDING and (has_content or not gate_order.order_content):
-                continue  # nothing new: no write
-            after = await self._apply_gate_order(order_id, gate_order, actor="system:tracker")
-            if after.status != OrderStatus.PENDING:
-                result.changed += 1
+        news = [(pending[gate_id].id, gate_order) for gate_id, gate_order in seen.items()
+                if not (gate_order.status == OrderStatus.PENDING  # nothing new: no write
+                        and (pending[gate_id].has_content or not gate_order.order_content))]
+        for start in range(0, len(news), APPLY_BATCH):
+            applied = await self._apply_gate_orders(news[start : start + APPLY_BATCH], actor="system:tracker")
+            result.changed += sum(1 for after in applied if after.status != OrderStatus.PENDING)
         return result
 
     async def _pages(self, **filters: Any) -> AsyncIterator[list[gate.Order]]:

@@ -254,6 +254,20 @@ def test_open_orders_and_by_gate_ids(session: Session, make_order: OrderFactory)
     assert set(repo.orders_by_gate_ids(session, many)) == {"g-a"}
 
 
+def test_orders_by_ids_and_orders_at_gate(session: Session, make_order: OrderFactory, cipher: FernetCipher) -> None:
+    a = make_order(status="pending", gate_order_id="g-a")
+    make_order(status="pending")  # not at Gate yet
+    c = make_order(status="pending", gate_order_id="g-c")
+    c.set_secret_fields(cipher, content={"vendor_id": "V-1"})
+    d = make_order(status="completed", gate_order_id="g-d")
+    session.flush()
+    assert {k: v.id for k, v in repo.orders_by_ids(session, [d.id or 0, a.id or 0, 999_999]).items()} == {
+        a.id: a.id, d.id: d.id}
+    assert repo.orders_at_gate(session, ["pending"]) == [
+        repo.TrackedOrder(a.id or 0, "g-a", T0, False), repo.TrackedOrder(c.id or 0, "g-c", T0, True)]
+    assert repo.orders_at_gate(session, []) == []
+
+
 def test_order_counts(session: Session, make_order: OrderFactory) -> None:
     make_order(status="pending")
     make_order(status="pending", created_at=T0 + timedelta(days=1), updated_at=T0)
@@ -343,6 +357,45 @@ def test_concurrent_status_change_is_detected(database: Database, session: Sessi
     session.rollback()
     assert [h.to_status for h in repo.history(session, order.id or 0)][-1] is OrderStatus.COMPLETED
     assert len(repo.history(session, order.id or 0)) == 2
+
+
+def test_set_statuses_moves_many_orders_from_their_own_statuses(
+        database: Database, session: Session, make_order: OrderFactory) -> None:
+    gate_time = T0 + timedelta(seconds=90)
+    pending, unknown, early = make_order(status="pending"), make_order(status="unknown"), make_order(status="pending")
+    early.completed_at = gate_time  # Gate's completion time, set before the move
+    later = T0 + timedelta(minutes=5)
+    repo.set_statuses(session, [pending, unknown, early], "completed", actor="system:tracker",
+                      note="Gate delivered the order.", now=later)
+    session.commit()
+    with database.session() as s:
+        assert [[(h.from_status, h.to_status, h.actor, h.note, h.at) for h in repo.history(s, o.id or 0)][1:]
+                for o in (pending, unknown, early)] == [
+            [(OrderStatus.PENDING, OrderStatus.COMPLETED, "system:tracker", "Gate delivered the order.", later)],
+            [(OrderStatus.UNKNOWN, OrderStatus.COMPLETED, "system:tracker", "Gate delivered the order.", later)],
+            [(OrderStatus.PENDING, OrderStatus.COMPLETED, "system:tracker", "Gate delivered the order.", later)],
+        ]
+        loaded = repo.orders_by_ids(s, [pending.id or 0, unknown.id or 0, early.id or 0])
+        assert {o.status for o in loaded.values()} == {OrderStatus.COMPLETED}
+        assert [loaded[o.id or 0].completed_at for o in (pending, unknown, early)] == [later, later, gate_time]
+        assert all(o.updated_at == later for o in loaded.values())
+    assert early.status is OrderStatus.COMPLETED and early.completed_at == gate_time
+
+
+def test_set_statuses_names_the_order_moved_meanwhile(
+        database: Database, session: Session, make_order: OrderFactory) -> None:
+    first, moved, third = (make_order(status="pending") for _ in range(3))
+    session.commit()
+    with database.session() as other:
+        theirs = repo.get_order(other, moved.id or 0)
+        assert theirs is not None
+        repo.set_status(other, theirs, "failed", actor="other", now=T0)
+    with pytest.raises(repo.StatusConflict) as info:
+        repo.set_statuses(session, [first, moved, third], "completed", actor="system:tracker", now=T0)
+    assert (info.value.order_id, info.value.actual) == (moved.id, OrderStatus.FAILED)
+    session.rollback()
+    assert [o.status for o in repo.orders_by_ids(session, [first.id or 0, third.id or 0]).values()] == [
+        OrderStatus.PENDING, OrderStatus.PENDING]  # all or nothing
 
 
 def test_set_status_on_an_order_from_an_earlier_session(database: Database, cipher: FernetCipher) -> None:

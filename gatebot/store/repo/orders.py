@@ -8,9 +8,9 @@ Must not import Slack, the scheduler, the Gate client or ``db``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from sqlalchemy import Table, func, or_, update
 from sqlalchemy.orm import attributes as orm_attributes
@@ -92,6 +92,17 @@ def get_order(s: Session, order_id: int) -> Order | None:
     return s.get(Order, order_id)
 
 
+def orders_by_ids(s: Session, ids: Iterable[int]) -> dict[int, Order]:
+    """Our orders for a batch of order numbers (e.g. one page of Gate answers to apply), keyed by number."""
+    wanted = sorted(set(ids))
+    found: dict[int, Order] = {}
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
+        for order in s.exec(select(Order).where(col(Order.id).in_(chunk))).all():
+            found[_number_of(order)] = order
+    return found
+
+
 def order_by_draft(s: Session, draft_id: str) -> Order | None:
     """The order created from a Slack modal draft, if any (``draft_id`` is unique)."""
     return s.exec(select(Order).where(col(Order.draft_id) == draft_id)).first()
@@ -158,6 +169,30 @@ def open_orders(s: Session, statuses: Iterable[OrderStatus | str] = OPEN_STATUSE
     return list(s.exec(select(Order).where(col(Order.status).in_(wanted)).order_by(col(Order.id))).all())
 
 
+class TrackedOrder(NamedTuple):
+    """What tracking needs of an order at Gate: our number, Gate's id, when it was created, whether
+    Gate's order content is stored already."""
+
+    id: int
+    gate_order_id: str
+    created_at: datetime
+    has_content: bool
+
+
+def orders_at_gate(s: Session, statuses: Iterable[OrderStatus | str]) -> list[TrackedOrder]:
+    """Orders in ``statuses`` that have a Gate order id, oldest first, as :class:`TrackedOrder` rows
+    (a few columns, not whole orders: tracking reads thousands of them every pass)."""
+    wanted = _statuses(statuses)
+    if not wanted:
+        return []
+    query = (
+        select(Order.id, Order.gate_order_id, Order.created_at, col(Order.order_content_enc).is_not(None))
+        .where(col(Order.status).in_(wanted), col(Order.gate_order_id).is_not(None))
+        .order_by(col(Order.id))
+    )
+    return [TrackedOrder(*row) for row in s.exec(query).all()]
+
+
 def orders_by_gate_ids(s: Session, ids: Iterable[str]) -> dict[str, Order]:
     """Our orders for a batch of Gate order ids (e.g. one page of ``GET /orders``), keyed by Gate id."""
     wanted = sorted({i for i in ids if i})
@@ -201,34 +236,85 @@ def set_status(
     Moving to the same status is allowed (it records a history note, e.g. another retry).
     """
     target = OrderStatus(to_status)
-    if order.id is None:
-        raise ValueError("the order has no number yet: insert it with add_order first")
-    if object_session(order) is not s:
-        s.add(order)
-    if orm_attributes.get_history(order, "status").has_changes():
-        raise RuntimeError(f"order {order.number}: status was assigned directly; use set_status only")
-    s.flush()
-    current = OrderStatus(order.status)
-    values: dict[str, Any] = {"status": target, "updated_at": now}
-    if target is OrderStatus.COMPLETED and order.completed_at is None:
-        values["completed_at"] = now
-    if target in (OrderStatus.FAILED, OrderStatus.REJECTED) and order.failed_at is None:
-        values["failed_at"] = now
-    result = s.exec(
-        update(Order)
-        .where(col(Order.id) == order.id, col(Order.status) == current)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        actual = s.exec(select(Order.status).where(col(Order.id) == order.id)).first()
-        raise StatusConflict(order.id, current, None if actual is None else OrderStatus(actual))
-    for name, value in values.items():
-        orm_attributes.set_committed_value(order, name, value)
-    entry = OrderHistory(order_id=order.id, at=now, from_status=current, to_status=target, actor=actor, note=note)
+    [current] = _compare_and_set(s, [order], target, now=now)
+    entry = OrderHistory(**_history_row(_number_of(order), current, target, actor=actor, note=note, now=now))
     s.add(entry)
     s.flush()
     return entry
+
+
+def set_statuses(
+    s: Session,
+    orders: Sequence[Order],
+    to_status: OrderStatus | str,
+    *,
+    actor: str,
+    note: str | None = None,
+    now: datetime,
+) -> None:
+    """:func:`set_status` for many orders at once (same target, actor and note), for batch speed: one
+    flush, one compare-and-set UPDATE per group of orders sharing a current status, and the history
+    rows inserted with one statement (not loaded into the session: read them with :func:`history`).
+
+    All or nothing as the caller's transaction is: if any order's status moved meanwhile,
+    :class:`StatusConflict` names the first such order and the caller must roll back.
+    """
+    target = OrderStatus(to_status)
+    moved_from = _compare_and_set(s, orders, target, now=now)
+    if orders:
+        rows = [_history_row(_number_of(order), current, target, actor=actor, note=note, now=now)
+                for order, current in zip(orders, moved_from, strict=True)]
+        s.connection().execute(metadata.tables["order_history"].insert(), rows)
+
+
+def _history_row(order_id: int, current: OrderStatus, target: OrderStatus, *, actor: str, note: str | None,
+                 now: datetime) -> dict[str, Any]:
+    return {"order_id": order_id, "at": now, "from_status": current, "to_status": target, "actor": actor,
+            "note": note}
+
+
+def _compare_and_set(s: Session, orders: Sequence[Order], target: OrderStatus, *, now: datetime) -> list[OrderStatus]:
+    """Move ``orders`` to ``target`` if each still has the status its object holds (after flushing their
+    other changes); the statuses they moved from, in the order of ``orders``. See :func:`set_status`."""
+    for order in orders:
+        if order.id is None:
+            raise ValueError("the order has no number yet: insert it with add_order first")
+        if object_session(order) is not s:
+            s.add(order)
+        if orm_attributes.get_history(order, "status").has_changes():
+            raise RuntimeError(f"order {order.number}: status was assigned directly; use set_status only")
+    s.flush()
+    moved_from = [OrderStatus(order.status) for order in orders]
+    groups: dict[tuple[OrderStatus, bool, bool], list[Order]] = {}
+    for order, current in zip(orders, moved_from, strict=True):
+        sets_completed = target is OrderStatus.COMPLETED and order.completed_at is None
+        sets_failed = target in (OrderStatus.FAILED, OrderStatus.REJECTED) and order.failed_at is None
+        groups.setdefault((current, sets_completed, sets_failed), []).append(order)
+    for (current, sets_completed, sets_failed), members in groups.items():
+        values: dict[str, Any] = {"status": target, "updated_at": now}
+        if sets_completed:
+            values["completed_at"] = now
+        if sets_failed:
+            values["failed_at"] = now
+        for start in range(0, len(members), _IN_CHUNK):
+            chunk = {_number_of(o): o for o in members[start : start + _IN_CHUNK]}
+            updated = set(
+                s.exec(
+                    update(Order)
+                    .where(col(Order.id).in_(list(chunk)), col(Order.status) == current)
+                    .values(**values)
+                    .returning(col(Order.id))
+                    .execution_options(synchronize_session=False)
+                ).scalars()
+            )
+            if len(updated) != len(chunk):
+                moved = next(order_id for order_id in chunk if order_id not in updated)
+                actual = s.exec(select(Order.status).where(col(Order.id) == moved)).first()
+                raise StatusConflict(moved, current, None if actual is None else OrderStatus(actual))
+            for order in chunk.values():
+                for name, value in values.items():
+                    orm_attributes.set_committed_value(order, name, value)
+    return moved_from
 
 
 def history(s: Session, order_id: int) -> list[OrderHistory]:
