@@ -20,6 +20,7 @@ or ``gatebot.emulator``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from datetime import datetime
@@ -76,6 +77,21 @@ class Lifecycle(Planning):
         now = self.clock.now()
         to = BatchStatus.AWAITING_APPROVAL if approval else BatchStatus.RUNNING
 
+        def build() -> list[Order]:
+            rows: list[Order] = []
+            for row, draft, quote in valid.quotes:
+                ref = quote.request.external_ref
+                assert ref is not None  # every bulk row has one (planning refuses empty references)
+                order = self.orders.intent_order(quote, draft, external_ref=ref, now=now, status=OrderStatus.QUEUED,
+                                                 reason=f"Row {row.number:,} of batch {batch.number}; waiting for "
+                                                        "its turn.")
+                order.batch_id, order.batch_row = batch_id, row.number
+                rows.append(order)
+            return rows
+
+        # Thousands of encrypted rows take a while to build: off the event loop, and outside the transaction.
+        rows = await asyncio.to_thread(build)
+
         def save(s: Session) -> tuple[Batch, bool]:
             fresh = repo.get_batch(s, batch_id)
             assert fresh is not None
@@ -86,14 +102,7 @@ class Lifecycle(Planning):
                 s, fresh, to, now=now, confirmed_at=now, approval_reason=approval, totals_json=fresh.totals_json,
                 approval_expires_at=now + self.orders.approval_policy.ttl if approval else None,
                 reason=f"Needs approval: {approval}." if approval else None)
-            for row, draft, quote in valid.quotes:
-                ref = quote.request.external_ref
-                assert ref is not None  # every bulk row has one (planning refuses empty references)
-                order = self.orders.intent_order(quote, draft, external_ref=ref, now=now, status=OrderStatus.QUEUED,
-                                                 reason=f"Row {row.number:,} of batch {fresh.number}; waiting for "
-                                                        "its turn.")
-                order.batch_id, order.batch_row = batch_id, row.number
-                repo.add_order(s, order, actor=requester, note=f"queued in batch {fresh.number}")
+            repo.add_batch_rows(s, rows, actor=requester, note=f"queued in batch {fresh.number}")
             repo.audit(s, actor=requester, action="batch.confirm", target=fresh.number, allowed=True,
                        detail=f"{len(valid.quotes)} rows" + (f"; approval requested: {approval}" if approval else ""),
                        now=now)
