@@ -112,7 +112,7 @@ class Planning(BulkBase):
                 continue
             product, request, cost = result
             quotes.append((row, draft, Quote(product=product, request=request, cost=cost)))
-        problems.extend(self._unknown_columns(file, quotes))
+        problems.extend(await self._column_problems(file, quotes))
         if problems:
             raise BulkInvalid(sorted(problems, key=lambda p: (p.row or 0, p.column or "")))
         return ValidFile(file=file, quotes=tuple(quotes))
@@ -133,12 +133,12 @@ class Planning(BulkBase):
                     reasons.append(use.reason())
         return "; ".join(reasons) or None
 
-    def _unknown_columns(self, file: CsvFile, quotes: Sequence[tuple[CsvRow, OrderDraft, Quote]]) -> list[Problem]:
-        """Account columns no top-up of the file takes (one without known fields takes any), and the cells a
-        voucher row fills that a voucher has no use for (its price is fixed; it has no customer account)."""
+    async def _column_problems(self, file: CsvFile,
+                               quotes: Sequence[tuple[CsvRow, OrderDraft, Quote]]) -> list[Problem]:
+        """Account columns with values that no top-up named in the file takes (one without known fields takes
+        any; an empty column is harmless), and the cells a voucher row fills that a voucher has no use for
+        (its price is fixed; it has no customer account)."""
         problems: list[Problem] = []
-        taken: set[str] = set()
-        free_form = False
         for row, _, quote in quotes:
             product = quote.product
             if product.kind is not ProductKind.TOP_UP:
@@ -148,16 +148,20 @@ class Planning(BulkBase):
                 problems.extend(Problem(row.number, c, f"{product.name} is a voucher: it takes no customer "
                                                        "account; leave this empty.")
                                 for c in file.account_columns if row.values[c])
+        keys = {row.values["product"] for row in file.rows if row.values["product"]}
+        products = await self.db.run(lambda s: [repo.get_product(s, key) for key in sorted(keys)])
+        taken: set[str] = set()
+        for product in products:
+            if product is None or product.kind is not ProductKind.TOP_UP:
                 continue
             fields = self.orders.fields_for(product)
             if fields is None:
-                free_form = True
-            else:
-                taken |= {f.name for f in fields}
-        if not free_form:
-            problems.extend(Problem(1, column, f"No top-up in this file takes a {column} field (they take "
-                                               f"{', '.join(sorted(taken)) or 'none'}); rename or delete the column.")
-                            for column in file.account_columns if column not in taken)
+                return problems  # a top-up without known fields takes any column
+            taken |= {f.name for f in fields}
+        used = {c for row in file.rows for c in file.account_columns if row.values[c]}
+        problems.extend(Problem(1, column, f"No top-up in this file takes a {column} field (they take "
+                                           f"{', '.join(sorted(taken)) or 'none'}); rename or delete the column.")
+                        for column in file.account_columns if column not in taken and column in used)
         return problems
 
     def source_file(self, batch: Batch) -> CsvFile:
