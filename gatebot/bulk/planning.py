@@ -149,12 +149,12 @@ class Planning(BulkBase):
                                                        "account; leave this empty.")
                                 for c in file.account_columns if row.values[c])
         keys = {row.values["product"] for row in file.rows if row.values["product"]}
-        products = await self.db.run(lambda s: [repo.get_product(s, key) for key in sorted(keys)])
+        named = await self.db.run(lambda s: [repo.get_product(s, key) for key in sorted(keys)])
         taken: set[str] = set()
-        for product in products:
-            if product is None or product.kind is not ProductKind.TOP_UP:
+        for top_up in named:
+            if top_up is None or top_up.kind is not ProductKind.TOP_UP:
                 continue
-            fields = self.orders.fields_for(product)
+            fields = self.orders.fields_for(top_up)
             if fields is None:
                 return problems  # a top-up without known fields takes any column
             taken |= {f.name for f in fields}
