@@ -80,6 +80,8 @@ class Placement(Results):
             if not await self.orders._gate_available():
                 await self.sleep(GATE_DOWN_WAIT)
                 continue
+            if until is not None and next_at >= until:
+                break  # the row's turn is after this slice: the next one sends it
             wait = (next_at - self.clock.now()).total_seconds()
             if wait > 0:
                 await self.sleep(wait)

@@ -221,3 +221,24 @@ async def test_a_batch_and_its_rows_are_found_by_reference(bulk: Bulk) -> None:
     assert await bulk.service.find("12") is None
     row = await bulk.p.service.find("REF-00002")
     assert row is not None and (row.batch_id, row.batch_row) == (batch_id, 3)
+
+
+# -- the bulk job ------------------------------------------------------------------------------------------------
+async def test_the_bulk_job_resends_stranded_rows_first_then_places_for_one_interval(bulk: Bulk) -> None:
+    from gatebot.alerts import AlertPolicy
+    from gatebot.jobs import JobContext, JobSpec, run_bulk, run_job
+    from gatebot.poster import LogPoster
+
+    p = bulk.p
+    batch_id = await confirmed(bulk, 40)
+    with p.db.session() as s:  # a process died between a row's claim and its request
+        stranded = repo.batch_orders(s, batch_id)[0]
+        repo.set_status(s, stranded, OrderStatus.SUBMITTING, actor="system:bulk", now=p.clock.now())
+        s.commit()
+    ctx = JobContext(db=p.db, clock=p.clock, orders=p.service, gate=p.service.gate, poster=LogPoster(),
+                     policy=AlertPolicy(), thresholds={}, jobs=(JobSpec("bulk", run_bulk, timedelta(seconds=5)),),
+                     bulk=bulk.service)
+    outcome = await run_job(ctx, "bulk")
+    assert outcome.ok and outcome.result == 25  # 5 s at 5 rows/s, the first at once
+    assert p.creates() == 26 and ctx.bulk_resumed  # and the stranded row, with its own key
+    assert (await bulk.service.progress(batch_id)).placed == 26
