@@ -2,7 +2,8 @@
 
 :func:`may_see_codes` is the one rule for voucher codes and PINs: the requester always sees their own;
 anyone else only with a role listed in ``GATEBOT_CODE_ROLES``. :func:`approval_refusal` is the one rule
-for who may decide an approval request (four eyes: an approver role, never the requester). Where the
+for who may decide an approval request (four eyes: an approver role, never the requester);
+:func:`batch_control_refusal` for who may pause, resume or cancel a bulk batch (its requester, or an admin). Where the
 person's roles come from (Slack user lists and user groups: ``gatebot.slack.roles.Roles``) is the
 edge's business; what those roles allow is decided here, so the Slack lookups, the Home tab and any
 later surface ask the same question.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["approval_refusal", "may_see_codes"]
+__all__ = ["approval_refusal", "batch_control_refusal", "may_see_codes"]
 
 
 def may_see_codes(viewer: str, *, requester: str | None, roles: Iterable[str], code_roles: Iterable[str]) -> bool:
@@ -39,3 +40,11 @@ def approval_refusal(approver: str, *, requester: str | None, roles: Iterable[st
         wanted = " or ".join(sorted(approver_roles)) or "an approver role"
         return f"Only {wanted} may approve or reject orders."
     return None
+
+
+def batch_control_refusal(actor: str, *, requester: str, roles: Iterable[str]) -> str | None:
+    """Why ``actor`` (holding ``roles``) may NOT pause, resume or cancel a bulk batch placed by ``requester``;
+    ``None``: they may. The requester may, and so may an admin (someone has to stop a runaway batch)."""
+    if actor == requester or "admin" in frozenset(roles):
+        return None
+    return "Only the person who placed the batch, or an admin, may pause, resume or cancel it."

@@ -189,6 +189,12 @@ class Settings(BaseSettings):
     #: Where approval requests are posted with their Approve / Reject buttons (unset: the alert channel).
     gatebot_approval_channel: str | None = None
 
+    # -- Bulk orders (README "Bulk orders") ---------------------------------------------------------------
+    #: Rows of a bulk batch sent to Gate per second.
+    gatebot_bulk_rate: float = Field(default=5.0, gt=0, le=100)
+    #: How long the requester can download a finished batch's results (seconds, or 90m / 24h / 7d).
+    gatebot_bulk_results_ttl: int = Field(default=7 * 86400, ge=60, le=90 * 86400)
+
     # -- Alerting ---------------------------------------------------------------------------------------
     gatebot_alert_channel: str | None = None
     gatebot_finance_channel: str | None = None
@@ -207,6 +213,7 @@ class Settings(BaseSettings):
     gatebot_health_interval: int = Field(default=60, ge=1)
     gatebot_deposit_interval: int = Field(default=300, ge=1)
     gatebot_approval_interval: int = Field(default=60, ge=1)
+    gatebot_bulk_interval: int = Field(default=5, ge=1)
     gatebot_digest_hour: int = Field(default=8, ge=0, le=23)
     gatebot_run_jobs: bool = True
 
@@ -307,7 +314,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r}: {exc} ({hint})") from None
         return result
 
-    @field_validator("gatebot_approval_ttl", mode="before")
+    @field_validator("gatebot_approval_ttl", "gatebot_bulk_results_ttl", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip()[-1:].lower() in _DURATION_UNITS:

@@ -3,8 +3,8 @@
 What lives here
     * The job bodies — plain ``async def run_<job>(ctx)`` functions over a :class:`JobContext`, callable
       directly (tests drive them with a :class:`~gatebot.clock.ManualClock`; nothing in them sleeps or
-      reads the wall clock): catalog refresh, order tracking, order recovery, balance check, health
-      check, deposit watch, daily digest, self-watch and the alert tick. Each is a line or two: the
+      reads the wall clock): catalog refresh, order tracking, order recovery, bulk placement, balance check,
+      health check, deposit watch, daily digest, self-watch and the alert tick. Each is a line or two: the
       work is in the core (:class:`~gatebot.orders.OrderService`, :mod:`gatebot.finance`,
       :mod:`gatebot.health`, :mod:`gatebot.alerts.stored`); the job hands what people should see to a
       :class:`~gatebot.poster.Poster`.
@@ -49,6 +49,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gatebot import gate
 from gatebot.alerts import AlertPolicy, Notification
 from gatebot.alerts import stored as alert_store
+from gatebot.bulk import BulkService
 from gatebot.clock import Clock
 from gatebot.config import Settings, Thresholds
 from gatebot.finance.balance_check import BalanceUnavailable, check_balances
@@ -78,6 +79,7 @@ __all__ = [
     "describe_error",
     "run_alert_tick",
     "run_balance_check",
+    "run_bulk",
     "run_catalog_refresh",
     "run_daily_digest",
     "run_deposit_watch",
@@ -138,6 +140,9 @@ class JobContext:
     started_at: datetime | None = None
     #: The first recovery run re-drives every open intent (a previous process may have died mid-request).
     recovered_all: bool = False
+    #: Bulk batches (``None``: this process places none). The first bulk run re-sends rows left in flight.
+    bulk: BulkService | None = None
+    bulk_resumed: bool = False
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def spec(self, name: str) -> JobSpec:
@@ -265,6 +270,18 @@ async def run_recovery(ctx: JobContext, *, everything: bool | None = None) -> in
     return count
 
 
+async def run_bulk(ctx: JobContext) -> int:
+    """Place bulk batches' rows at ``GATEBOT_BULK_RATE`` for one interval (:mod:`gatebot.bulk`: the runner,
+    approval expiry, resuming after a deposit, settling). On the leader only, so two instances never pace
+    the same batch; a leader's first run re-sends (same keys) the rows a dead process left in flight."""
+    if ctx.bulk is None:
+        return 0
+    if not ctx.bulk_resumed:
+        await ctx.bulk.resume_batches()
+        ctx.bulk_resumed = True
+    return await ctx.bulk.tick(budget=ctx.spec("bulk").interval)
+
+
 async def run_balance_check(ctx: JobContext) -> list[Notification]:
     """Read the balances, feed each configured currency's low-balance alert (:mod:`gatebot.finance.balance_check`)."""
     notes = await check_balances(ctx.db, ctx.orders, ctx.clock, thresholds=ctx.thresholds, policy=ctx.policy)
@@ -321,6 +338,7 @@ def default_jobs(settings: Settings) -> tuple[JobSpec, ...]:
         JobSpec("recover", run_recovery, every(settings.gatebot_recover_interval), needs_api=True),
         JobSpec("track", run_tracking, every(settings.gatebot_track_interval), needs_api=True),
         JobSpec("approvals", run_approval_expiry, every(settings.gatebot_approval_interval)),
+        JobSpec("bulk", run_bulk, every(settings.gatebot_bulk_interval), needs_api=True),
         JobSpec("balance", run_balance_check, every(settings.gatebot_balance_interval), needs_api=True),
         JobSpec("deposits", run_deposit_watch, every(settings.gatebot_deposit_interval), needs_api=True),
         JobSpec("digest", run_daily_digest, timedelta(hours=1), at_minute=0),
@@ -339,6 +357,7 @@ def build_context(
     calls: CallRecorder | None = None,
     poster: Poster | None = None,
     jobs: Sequence[JobSpec] | None = None,
+    bulk: BulkService | None = None,
 ) -> JobContext:
     """The job context of one process (``gatebot.runtime.job_context`` passes the core's services).
     ``calls``: the :class:`~gatebot.health.calls.CallRecorder` the Gate client reports its attempts to."""
@@ -346,7 +365,7 @@ def build_context(
         db=db, clock=clock, orders=orders, gate=gate, poster=poster or LogPoster(),
         policy=AlertPolicy.from_settings(settings), thresholds=dict(settings.gatebot_low_balance),
         jobs=tuple(jobs if jobs is not None else default_jobs(settings)), calls=calls,
-        digest_hour=settings.gatebot_digest_hour,
+        digest_hour=settings.gatebot_digest_hour, bulk=bulk,
     )
 
 

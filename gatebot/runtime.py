@@ -2,7 +2,8 @@
 
 What lives here
     * :class:`Core` — the core services one process shares: store, cipher, Gate client (and the
-      :class:`~gatebot.health.calls.CallRecorder` it reports to), event bus, order service, clock. Built by
+      :class:`~gatebot.health.calls.CallRecorder` it reports to), event bus, order service, bulk service,
+      clock. Built by
       :func:`build_core` (or the :func:`core` context manager, which closes it).
     * :class:`Runtime` — the core plus the edges this process runs: the Slack surface (app, listener
       dependencies, notifier) when Slack settings are present and asked for, the job scheduler when jobs
@@ -25,11 +26,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import httpx
 
+from gatebot.bulk import BulkService
 from gatebot.clock import Clock, SystemClock
 from gatebot.config import KEY_COMMAND, ConfigError, Settings, production_problems
 from gatebot.events import EventBus
@@ -100,6 +103,8 @@ class Core:
     gate_calls: CallRecorder
     events: EventBus
     orders: OrderService
+    #: Bulk batches over ``orders`` (the CLI's ``gatebot bulk``; placed by the leader's bulk job).
+    bulk: BulkService
 
     async def aclose(self) -> None:
         """Close the Gate client and dispose of the store (idempotent)."""
@@ -202,8 +207,10 @@ def build_core(settings: Settings, *, clock: Clock | None = None, check_schema: 
         gate_available=lambda: gate_up(db),  # refuse new orders while the circuit is open
         approval_policy=ApprovalPolicy.from_settings(settings),
     )
+    bulk = BulkService(orders=orders, rate=settings.gatebot_bulk_rate,
+                       results_ttl=timedelta(seconds=settings.gatebot_bulk_results_ttl))
     return Core(settings=settings, clock=clock, db=db, cipher=cipher, gate=client, gate_calls=calls,
-                events=events, orders=orders)
+                events=events, orders=orders, bulk=bulk)
 
 
 @asynccontextmanager
@@ -399,7 +406,7 @@ def job_context(built: Core, poster: Poster, *, jobs: Sequence[JobSpec] | None =
     from gatebot.jobs import build_context
 
     return build_context(built.settings, db=built.db, clock=built.clock, orders=built.orders, gate=built.gate,
-                         calls=built.gate_calls, poster=poster, jobs=jobs)
+                         calls=built.gate_calls, poster=poster, jobs=jobs, bulk=built.bulk)
 
 
 def build_scheduler(built: Core, poster: Poster, *, jobs: Sequence[JobSpec] | None = None,

@@ -42,7 +42,7 @@ def test_postgresql_schema_must_be_upgraded_first(postgres_schema_url: str, monk
     assert main(["orders"]) == 2
     assert "run `gatebot db upgrade`" in capsys.readouterr().err
     assert main(["db", "upgrade"]) == 0
-    assert "database at 0005" in capsys.readouterr().out
+    assert "database at 0006" in capsys.readouterr().out
     assert main(["db", "current"]) == 0
     assert main(["orders"]) == 0
     assert capsys.readouterr().out.strip().endswith("no orders")

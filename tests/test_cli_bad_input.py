@@ -63,6 +63,20 @@ CASES: dict[str, list[tuple[list[str], dict[str, str], str]]] = {
     "reject": [(["reject", "12", "--as", "U777"], {}, "the following arguments are required: --reason"),
                (["reject", "12", "--reason", " ", "--as", "U777"], {}, "--reason: say why the order is rejected"),
                (["reject", "0", "--reason", "no", "--as", "U777"], {}, "must be an order number like 12 or #12")],
+    "bulk": [(["bulk"], {}, "the following arguments are required: FILE.csv|ACTION"),
+             (["bulk", "missing.csv", "--yes"], {}, "missing.csv: No such file or directory; give the path of a CSV"),
+             (["bulk", "plain", "--out", "plain/results.csv"], {}, "--out plain/results.csv: no directory plain"),
+             (["bulk", "empty.csv", "--yes"], {}, "empty.csv: The file is empty: it needs a header row"),
+             (["bulk", "pause"], {}, "bulk pause: name the batch, e.g. gatebot bulk pause B12"),
+             (["bulk", "cancel", "twelve"], {}, "bulk cancel: must be a batch number like B12, got 'twelve'"),
+             (["bulk", "status", "B1", "--as", "bob"], {}, "--as: must be a Slack user id (U…) or cli:<name>"),
+             (["bulk", "approve", "B1"], {}, "bulk approve: the following arguments are required: --as"),
+             (["bulk", "reject", "B1", "--as", "U777"], {}, "--reason: say why the batch is rejected"),
+             (["bulk", "results", "B1"], {}, "bulk results: give --out FILE"),
+             (["bulk", "june.csv", "B1"], {}, "unrecognized arguments: B1"),
+             (["bulk", "june.csv", "--wait", "0"], {}, "--wait: must be a whole number of at least 1"),
+             (["bulk", "status", "B1"], {"GATEBOT_BULK_RATE": "0"}, "GATEBOT_BULK_RATE"),
+             (["bulk", "status", "B1"], {"GATEBOT_BULK_RESULTS_TTL": "forever"}, "GATEBOT_BULK_RESULTS_TTL")],
     "demo": [(["demo", "--script", "missing.gate"], {}, "missing.gate: no such file"),
              (["demo", "--script", "."], {}, ".: not a file"),
              (["demo", "--db", "plain/demo.db"], {}, "--db plain/demo.db: no directory plain; create it")],
@@ -94,6 +108,7 @@ def test_every_command_has_bad_input_cases() -> None:
 def _clean_env(_clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The shared clean environment (tests/conftest.py), with a store in the test's directory."""
     (tmp_path / "plain").write_text("a file where a directory is expected\n")
+    (tmp_path / "empty.csv").write_bytes(b"")
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("GATEBOT_ENV", "development")
 

@@ -25,6 +25,12 @@ def cmd_order(args: argparse.Namespace, settings: Settings) -> int:
 
     async def go(c: Core) -> int:
         matches = await c.orders.lookup(ref)
+        if not matches and (batch := await c.bulk.find(ref)) is not None:  # B12: a bulk batch
+            assert batch.id is not None
+            from gatebot.cli.bulk import progress_line
+
+            print(progress_line(await c.bulk.progress(batch.id)))
+            return 0
         if not matches:
             print_err(f"no order matches {ref!r} (try our number like 12, a Gate order id or its first 8 "
                       "characters, an external_ref or an idempotency key)")

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from gatebot import __version__
 from gatebot.cli.approvals import cmd_approvals, cmd_decide
+from gatebot.cli.bulk import BULK_ACTIONS, BULK_EPILOG, cmd_bulk
 from gatebot.cli.common import Parser, UsageError, approver, order_number, positive_int, print_err, tcp_port
 from gatebot.cli.orders import (
     BUY_EXIT_CODES,
@@ -41,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("db_command", choices=["upgrade", "current"])
     p.set_defaults(handler=cmd_db)
 
-    p = sub.add_parser("order", help="show one order by any reference")
-    p.add_argument("ref", help="our number (12 or #12), Gate order id, external_ref or idempotency key")
+    p = sub.add_parser("order", help="show one order by any reference (or a bulk batch: B12)")
+    p.add_argument("ref", help="our number (12 or #12), Gate order id, external_ref, idempotency key, or B12")
     p.add_argument("--show-code", action="store_true", help="also print the voucher code / PIN")
     p.set_defaults(handler=cmd_order)
 
@@ -98,6 +99,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True, help="why (the requester is told)")
     p.add_argument("--as", dest="approver", type=approver, required=True, help=as_help)
     p.set_defaults(handler=cmd_decide)
+
+    p = sub.add_parser("bulk", help="place a CSV file of orders; status|pause|resume|cancel|approve|reject|results B12",
+                       epilog=BULK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", metavar="FILE.csv|ACTION", help="the CSV file to place, or an action on a batch: "
+                   + ", ".join(BULK_ACTIONS))
+    p.add_argument("batch", nargs="?", metavar="BATCH", help="the batch an action is for (B12)")
+    p.add_argument("--out", help="write the results CSV (with the voucher codes) to this file, mode 0600")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--as", dest="who", type=approver,
+                   help="who you are: a Slack user id (roles from GATEBOT_ADMINS/FINANCE...) or cli:<name> "
+                        "(default: cli:<your login>)")
+    p.add_argument("--reason", help="why a batch is rejected (bulk reject)")
+    p.add_argument("--test", action="store_true", help="test orders (is_test at Gate)")
+    p.add_argument("--wait", type=positive_int, default=30,
+                   help="seconds to wait after placing for Gate to deliver, so the results hold the codes "
+                        "(default: 30)")
+    p.add_argument("--refresh", action="store_true", help="reload the catalog from Gate first")
+    p.set_defaults(handler=cmd_bulk)
 
     p = sub.add_parser("demo", help="the whole bot on this machine, no Slack workspace needed")
     from gatebot.demo import add_arguments

@@ -30,7 +30,7 @@ from gatebot.access import approval_refusal
 from gatebot.orders.model import ApprovalRefused, order_id_of
 from gatebot.orders.submit import SUBMIT_GRACE, Submitting
 from gatebot.store import repo
-from gatebot.store.models import Order, OrderStatus
+from gatebot.store.models import Batch, Order, OrderStatus
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,9 @@ APPROVAL_EXPIRED: Final = "approval_expired"
 class Approvals(Submitting):
     """Decide approval requests; list the open ones."""
 
-    def approver_refusal(self, approver: str, roles: Iterable[str], order: Order) -> str | None:
-        """Why ``approver`` may not decide ``order`` (``None``: they may); CLI identities listed in
-        ``GATEBOT_CLI_APPROVERS`` hold the approver role."""
+    def approver_refusal(self, approver: str, roles: Iterable[str], order: Order | Batch) -> str | None:
+        """Why ``approver`` may not decide ``order`` or a bulk batch (``None``: they may); CLI identities listed
+        in ``GATEBOT_CLI_APPROVERS`` hold the approver role."""
         held = set(roles)
         if approver in self.approval_policy.cli_approvers:
             held |= self.approval_policy.approver_roles

@@ -75,8 +75,11 @@ class ServiceBase:
 
 
     async def _emit(self, kind: str, order: Order, **data: Any) -> None:
+        """``order.<status>`` and friends; a bulk row's events carry its ``batch_id`` (its batch speaks for it
+        in Slack: one progress message and one results file, not a message and a DM per row)."""
+        batch = {"batch_id": order.batch_id} if order.batch_id is not None else {}
         await self.events.publish(Event(kind=kind, at=self.clock.now(), order_id=order.id,
-                                        data={"status": str(order.status), **data}))
+                                        data={"status": str(order.status), **batch, **data}))
 
 
 async def _always_available() -> bool:

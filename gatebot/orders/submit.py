@@ -109,6 +109,28 @@ class Submitting(Validation, Balances, Spending, Recording):
         order, _ = await self._save_intent(quote, draft)
         return order
 
+    def intent_order(self, quote: Quote, draft: OrderDraft, *, external_ref: str, now: datetime,
+                     status: OrderStatus, reason: str | None = None, approval_expires_at: datetime | None = None,
+                     next_attempt_at: datetime | None = None) -> Order:
+        """The row of an intent, not yet inserted: a new idempotency key, the exact request body and the
+        customer account (both encrypted). The one place an order is built from a quote (single orders
+        here, bulk rows in ``gatebot.bulk``)."""
+        product = quote.product
+        request = quote.request.model_copy(update={"external_ref": external_ref})
+        top = request.topup_request
+        order = Order(
+            external_ref=external_ref, idempotency_key=new_idempotency_key(), product_id=product.id,
+            product_name=product.name, product_type=product.type_code, currency=quote.cost.currency,
+            amount=Decimal(top.amount) if top else None, quantity=request.quantity,
+            estimated_cost=quote.cost.amount, is_test=request.test, status=status,
+            requester=draft.requester, origin_channel=draft.origin_channel, attempts=0,
+            draft_id=draft.draft_id, requester_roles=repo.roles_column(set(draft.requester_roles)),
+            approval_expires_at=approval_expires_at, status_reason=reason,
+            next_attempt_at=next_attempt_at, created_at=now, updated_at=now,
+        )
+        order.set_secret_fields(self.cipher, body=request.body(), account=dict(top.customer_account) if top else None)
+        return order
+
     async def _save_intent(self, quote: Quote, draft: OrderDraft) -> tuple[Order, bool]:
         """The intent, committed (its own unit of work) when this returns; ``False``: the draft's order."""
         now = self.clock.now()
@@ -122,21 +144,11 @@ class Submitting(Validation, Balances, Spending, Recording):
                 ref = quote.request.external_ref or new_external_ref(now)
                 if quote.request.external_ref or not repo.external_ref_exists(s, ref):
                     break
-            request = quote.request.model_copy(update={"external_ref": ref})
-            top = request.topup_request
-            order = Order(
-                external_ref=ref, idempotency_key=new_idempotency_key(), product_id=product.id,
-                product_name=product.name, product_type=product.type_code, currency=quote.cost.currency,
-                amount=Decimal(top.amount) if top else None, quantity=request.quantity,
-                estimated_cost=quote.cost.amount, is_test=request.test,
+            order = self.intent_order(
+                quote, draft, external_ref=ref, now=now,
                 status=OrderStatus.AWAITING_APPROVAL if awaiting else OrderStatus.SUBMITTING,
-                requester=draft.requester, origin_channel=draft.origin_channel, attempts=0,
-                draft_id=draft.draft_id, requester_roles=repo.roles_column(set(draft.requester_roles)),
-                approval_expires_at=expires, status_reason=f"Needs approval: {quote.approval}." if awaiting else None,
-                next_attempt_at=None if awaiting else now + SUBMIT_GRACE, created_at=now, updated_at=now,
-            )
-            order.set_secret_fields(self.cipher, body=request.body(),
-                                    account=dict(top.customer_account) if top else None)
+                reason=f"Needs approval: {quote.approval}." if awaiting else None, approval_expires_at=expires,
+                next_attempt_at=None if awaiting else now + SUBMIT_GRACE)
             chosen.append(ref)
             if not awaiting:
                 return repo.add_order(s, order, actor=draft.requester, note="intent saved")

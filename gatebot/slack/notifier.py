@@ -115,8 +115,8 @@ class Notifier:
     async def handle(self, event: Event) -> None:
         """The bus subscriber: queue ``event`` behind the same order's earlier events and return."""
         order_id = event.order_id
-        if order_id is None:
-            return
+        if order_id is None or event.data.get("batch_id") is not None:
+            return  # a bulk row: its batch has one progress message and one results file, not a post per row
         previous = self._tails.get(order_id)
         task = asyncio.create_task(self._run(event, previous), name=f"notify-order-{order_id}")
         self._tails[order_id] = task

@@ -1,8 +1,8 @@
 """The order store's tables (SQLModel) and the column types they need.
 
-What lives here: :class:`OrderStatus`, the tables (:class:`Order`, :class:`OrderHistory`,
-:class:`AuditEntry`, :class:`CatalogProduct`, :class:`SeenDeposit`, :class:`KeyValue`, :class:`Lease`)
-bound to their own :data:`metadata` (not ``SQLModel.metadata``, so other packages' models never leak
+What lives here: :class:`OrderStatus`, :class:`BatchStatus`, the tables (:class:`Order`, :class:`Batch`,
+:class:`OrderHistory`, :class:`AuditEntry`, :class:`CatalogProduct`, :class:`SeenDeposit`, :class:`KeyValue`,
+:class:`Lease`) bound to their own :data:`metadata` (not ``SQLModel.metadata``, so other packages' models never leak
 into our migrations), and the column types :class:`UTCDateTime`, :class:`DecimalText` and
 :class:`StatusText`. Queries live in ``repo.py``; engines, sessions and migrations in ``db.py``.
 
@@ -30,6 +30,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar, Final, Literal
 
+from pydantic import TypeAdapter
 from sqlalchemy import Column, Dialect, ForeignKey, Index, Integer, MetaData, String, Text, column, false, func, types
 from sqlalchemy.orm import registry
 from sqlalchemy.sql.operators import OperatorType
@@ -41,9 +42,12 @@ from gatebot.money import Money
 from gatebot.store.crypto import Cipher, open_json, seal_json
 
 __all__ = [
+    "BATCH_OPEN",
     "FINAL_STATUSES",
     "OPEN_STATUSES",
     "AuditEntry",
+    "Batch",
+    "BatchStatus",
     "CatalogProduct",
     "DecimalText",
     "KeyValue",
@@ -75,11 +79,15 @@ class OrderStatus(StrEnum):
     #: Over the approval threshold (or a daily limit): the intent is saved, nothing is sent until a
     #: second person approves it; rejection or expiry ends it as ``rejected`` without a Gate call.
     AWAITING_APPROVAL = "awaiting_approval"
+    #: A row of a bulk batch (``batch_id``): the intent is saved, and only the batch runner sends it, at the
+    #: batch's pace, by moving it to ``submitting`` first. Recovery leaves it alone; a cancelled or rejected
+    #: batch ends it as ``rejected`` without a Gate call.
+    QUEUED = "queued"
 
 
 OPEN_STATUSES: Final = frozenset(
     {OrderStatus.SUBMITTING, OrderStatus.UNKNOWN, OrderStatus.PENDING, OrderStatus.WAITING_FUNDS,
-     OrderStatus.NEEDS_ATTENTION, OrderStatus.AWAITING_APPROVAL}
+     OrderStatus.NEEDS_ATTENTION, OrderStatus.AWAITING_APPROVAL, OrderStatus.QUEUED}
 )
 FINAL_STATUSES: Final = frozenset({OrderStatus.COMPLETED, OrderStatus.FAILED, OrderStatus.REJECTED})
 
@@ -218,6 +226,8 @@ class Order(StoreModel, table=True):
         Index("ix_orders_status_next_attempt_at", "status", "next_attempt_at"),
         # Lookups people type (repo.find_orders): inv-1001 for INV-1001; a Gate id's first characters.
         Index("ix_orders_external_ref_lower", func.lower(column("external_ref"))),
+        # A batch's rows in file order (the runner, progress, results); one order per row.
+        Index("ix_orders_batch_id_batch_row", "batch_id", "batch_row", unique=True),
         Index("ix_orders_gate_order_id_prefix", "gate_order_id",
               postgresql_ops={"gate_order_id": "varchar_pattern_ops"}).ddl_if(dialect="postgresql"),
         {"sqlite_autoincrement": True},  # numbers are never reused
@@ -270,6 +280,10 @@ class Order(StoreModel, table=True):
     decided_by: str | None = Field(default=None, max_length=64)
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     decision_reason: str | None = Field(default=None, sa_type=Text)
+    #: The bulk batch this order is a row of (``None``: a single order), and its row number in the file
+    #: (1-based data rows: the header is row 1 of the spreadsheet, so data row 1 is spreadsheet row 2).
+    batch_id: int | None = None
+    batch_row: int | None = None
 
     MONEY_FIELDS: ClassVar[tuple[str, ...]] = (
         "amount", "estimated_cost", "charged_amount", "balance_before", "balance_after",
@@ -345,6 +359,80 @@ class Order(StoreModel, table=True):
         content = open_json(cipher, self.order_content_enc)
         logs.remember_content(content, skip_plain_words=True)  # voucher codes: keep them out of every log line
         return content
+
+
+class BatchStatus(StrEnum):
+    """Where a bulk batch is. Its rows are ordinary orders with their own statuses."""
+
+    PLANNED = "planned"  # the file validated; nothing saved but the batch: waits for the requester's confirmation
+    AWAITING_APPROVAL = "awaiting_approval"  # confirmed; rows saved ``queued``; waits for a second person
+    RUNNING = "running"  # the runner sends its queued rows at the configured rate
+    PAUSED = "paused"  # paused by a person: nothing more is sent until resumed
+    WAITING_FUNDS = "waiting_funds"  # Gate said insufficient_balance: resumes when a deposit posts
+    CANCELLED = "cancelled"  # the rows not sent yet ended ``rejected`` without a Gate call
+    FINISHED = "finished"  # every row was sent; the rows settle on their own (tracking)
+    REJECTED = "rejected"  # the approver said no (or the request expired): no row was sent
+
+
+#: A batch in these statuses may still send rows.
+BATCH_OPEN: Final = frozenset({BatchStatus.AWAITING_APPROVAL, BatchStatus.RUNNING, BatchStatus.PAUSED,
+                               BatchStatus.WAITING_FUNDS})
+
+_TOTALS: Final = TypeAdapter(dict[str, Decimal])
+
+
+class Batch(StoreModel, table=True):
+    """A bulk order from one CSV file (``id`` is shown as ``B12``). Its rows are :class:`Order` rows with
+    ``batch_id`` set. Status changes go through ``repo.set_batch_status`` (compare-and-set)."""
+
+    __tablename__ = "batches"
+    __table_args__ = (Index("ix_batches_status_updated_at", "status", "updated_at"),
+                      {"sqlite_autoincrement": True})
+
+    id: int | None = Field(default=None, primary_key=True)
+    requester: str = Field(max_length=64)
+    requester_roles: str | None = Field(default=None, max_length=64)
+    origin_channel: str | None = Field(default=None, max_length=32)
+    status: str = Field(max_length=32)
+    status_reason: str | None = Field(default=None, sa_type=Text)
+    #: The uploaded file's name, its SHA-256 (hex) and the file itself, encrypted (it holds customer-account
+    #: fields); ``source_enc`` is cleared when the results expire.
+    source_name: str = Field(max_length=255)
+    source_digest: str = Field(max_length=64)
+    source_enc: str | None = Field(default=None, sa_type=Text)
+    rows: int
+    #: Estimated cost per currency, exact: ``{"USD": "1234.50"}`` (see :meth:`totals`).
+    totals_json: str = Field(sa_type=Text)
+    approval_reason: str | None = Field(default=None, sa_type=Text)
+    approval_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    decided_by: str | None = Field(default=None, max_length=64)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    decision_reason: str | None = Field(default=None, sa_type=Text)
+    #: The batch's progress message in Slack (``None`` until one is posted).
+    message_channel: str | None = Field(default=None, max_length=32)
+    message_ts: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: Until when the requester can download the results (``GATEBOT_BULK_RESULTS_TTL`` after the end).
+    results_expire_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    @property
+    def number(self) -> str:
+        """The batch's reference for people: ``B12``."""
+        return f"B{self.id}" if self.id is not None else "B?"
+
+    @property
+    def state(self) -> BatchStatus:
+        return BatchStatus(self.status)
+
+    def totals(self) -> dict[str, Money]:
+        """The estimated cost per currency."""
+        return {cur: Money(amount, cur) for cur, amount in _TOTALS.validate_json(self.totals_json).items()}
+
+    def set_totals(self, totals: dict[str, Money]) -> None:
+        self.totals_json = _TOTALS.dump_json({cur: m.amount for cur, m in sorted(totals.items())}).decode()
 
 
 class OrderHistory(StoreModel, table=True):

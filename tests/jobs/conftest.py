@@ -18,6 +18,7 @@ import httpx
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from gatebot.bulk import BulkService
 from gatebot.clock import ManualClock
 from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY, Settings, load_settings
 from gatebot.emulator import EmulatorServer, Message, Workspace
@@ -141,7 +142,7 @@ async def build_harness(database: Database, url: str, emulator: EmulatorServer, 
                           events=EventBus(), default_margin=Decimal("0"),
                           gate_available=lambda: gate_up(database))
     core = Core(settings=conf, db=database, cipher=orders.cipher, gate=client, gate_calls=calls, orders=orders,
-                events=orders.events, clock=clock)
+                events=orders.events, clock=clock, bulk=BulkService(orders=orders))
     slack = AsyncWebClient(base_url=emulator.api_url, token=ws.bot_token)
     poster = AlertPoster(slack, db=database, clock=clock, alert_channel=OPS, finance_channel=FINANCE,
                          link_for=lambda _key: (HOME, "Open gatebot"))

@@ -269,11 +269,13 @@ def test_the_job_table_follows_the_settings(db_url: str) -> None:
 
     table = {s.name: s for s in default_jobs(make_settings(db_url, gatebot_track_interval=7,
                                                            gatebot_balance_interval=120))}
-    assert list(table) == ["health", "catalog", "recover", "track", "approvals", "balance", "deposits", "digest",
-                           "selfwatch", "alerts"]
+    assert list(table) == ["health", "catalog", "recover", "track", "approvals", "bulk", "balance", "deposits",
+                           "digest", "selfwatch", "alerts"]
     assert table["approvals"].interval == timedelta(minutes=1)  # expiring approval requests needs no Gate
     assert table["track"].interval == timedelta(seconds=7) and table["balance"].interval == timedelta(minutes=2)
-    assert {n for n, s in table.items() if s.needs_api} == {"catalog", "recover", "track", "balance", "deposits"}
+    assert table["bulk"].interval == timedelta(seconds=5)  # the runner's slice: it paces rows within it
+    assert {n for n, s in table.items() if s.needs_api} == {"catalog", "recover", "track", "bulk", "balance",
+                                                            "deposits"}
     assert table["digest"].at_minute == 0
     assert not table["selfwatch"].watched and not table["alerts"].watched
     with pytest.raises(ValueError, match="positive"):

@@ -66,7 +66,7 @@ def _diffs(engine: Engine) -> list[object]:
 def test_upgrade_empty_database_to_head(engine: Engine) -> None:
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == head_revision() == "0005"
+    assert current_revision(engine) == head_revision() == "0006"
     tables = set(inspect(engine).get_table_names())
     assert tables == set(metadata.tables) | {"alembic_version"}
     check_schema(engine)  # does not raise
@@ -117,7 +117,7 @@ def test_check_schema_on_out_of_date_database(engine: Engine) -> None:
     upgrade(engine, "0001")
     with pytest.raises(SchemaOutOfDate) as info:
         check_schema(engine)
-    assert str(info.value) == "database schema is at 0001, code needs 0005: run `gatebot db upgrade`"
+    assert str(info.value) == "database schema is at 0001, code needs 0006: run `gatebot db upgrade`"
     upgrade(engine)
     check_schema(engine)
 

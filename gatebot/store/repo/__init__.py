@@ -1,7 +1,8 @@
 """Every query the store runs: plain functions that take a ``Session`` first and options by keyword.
 
 One module per meaning: :mod:`.orders` (insert, read, lists, :func:`set_status` — the only way an
-order's status changes — and its history), :mod:`.lookups` (the order a person means), :mod:`.audit`,
+order's status changes — and its history), :mod:`.batches` (bulk batches and the queries over their
+rows), :mod:`.lookups` (the order a person means), :mod:`.audit`,
 :mod:`.catalog` (the cached catalog and its search), :mod:`.deposits`, :mod:`.kv` (the key-value
 store), :mod:`.leases`, :mod:`.messages` (where an order's Slack message lives), :mod:`.reports`
 (read-only queries for metrics and exports) and :mod:`.spending` (daily limits, open approval
@@ -21,6 +22,20 @@ Must not import Slack, the scheduler, the Gate client or ``db`` (no engines here
 from __future__ import annotations
 
 from gatebot.store.repo.audit import audit, recent_audit
+from gatebot.store.repo.batches import (
+    BatchConflict,
+    BatchRowCounts,
+    add_batch,
+    add_batch_rows,
+    batch_orders,
+    batch_row_counts,
+    batch_rows_in,
+    batches_in,
+    count_rows,
+    get_batch,
+    orders_by_external_refs,
+    set_batch_status,
+)
 from gatebot.store.repo.catalog import (
     CATALOG_REFRESHED_KEY,
     CatalogChanges,
@@ -84,20 +99,30 @@ __all__ = [
     "MAX_REF_LENGTH",
     "MIN_GATE_PREFIX",
     "NOT_SPENT",
+    "BatchConflict",
+    "BatchRowCounts",
     "CatalogChanges",
     "KVConflict",
     "StatusConflict",
     "TrackedOrder",
+    "add_batch",
+    "add_batch_rows",
     "add_order",
     "approvals_expired",
     "audit",
     "awaiting_approval",
+    "batch_orders",
+    "batch_row_counts",
+    "batch_rows_in",
+    "batches_in",
     "catalog_refreshed_at",
     "claim_message",
+    "count_rows",
     "deposits_between",
     "external_ref_exists",
     "find_order",
     "find_orders",
+    "get_batch",
     "get_order",
     "get_product",
     "history",
@@ -115,6 +140,7 @@ __all__ = [
     "order_counts_by_kind",
     "orders_at_gate",
     "orders_between",
+    "orders_by_external_refs",
     "orders_by_gate_ids",
     "orders_by_ids",
     "orders_due",
@@ -128,6 +154,7 @@ __all__ = [
     "roles_of",
     "save_message",
     "search_products",
+    "set_batch_status",
     "set_dm_sent",
     "set_status",
     "set_statuses",
