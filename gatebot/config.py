@@ -41,6 +41,7 @@ __all__ = [
     "SpendLimit",
     "Thresholds",
     "load_settings",
+    "needs_encryption_key",
     "production_problems",
 ]
 
@@ -442,9 +443,16 @@ _EXPECTED_HINTS = {
 }
 
 
+def needs_encryption_key(settings: Settings) -> bool:
+    """Production against a real Gate (``GATE_API_URL`` set) stores real codes and accounts: a key is
+    required. The built-in sandbox's codes are made up, so a first try in an empty folder needs none."""
+    return settings.is_production and not settings.uses_builtin_sandbox
+
+
 def production_problems(settings: Settings) -> list[str]:
     """What production refuses to start with, one line each (empty outside production)."""
-    if settings.is_production and not settings.has_encryption_key and not settings.gatebot_allow_plaintext_secrets:
+    if needs_encryption_key(settings) and not settings.has_encryption_key \
+            and not settings.gatebot_allow_plaintext_secrets:
         return [
             "GATEBOT_ENCRYPTION_KEY: required in production, or voucher codes and customer-account fields "
             f"are stored in plain text; make one with: {KEY_COMMAND}"

@@ -34,7 +34,7 @@ import httpx
 
 from gatebot.bulk import BulkService
 from gatebot.clock import Clock, SystemClock
-from gatebot.config import KEY_COMMAND, ConfigError, Settings, production_problems
+from gatebot.config import KEY_COMMAND, ConfigError, Settings, needs_encryption_key, production_problems
 from gatebot.events import EventBus
 from gatebot.gate import GateClient, RetryPolicy
 from gatebot.health.calls import CallRecorder
@@ -122,7 +122,7 @@ def build_cipher(settings: Settings) -> Cipher:
         raise ConfigError(problems)
     secret = settings.gatebot_encryption_key
     key = secret.get_secret_value() if secret is not None and settings.has_encryption_key else None
-    if key is None and settings.is_production:
+    if key is None and needs_encryption_key(settings):
         log.warning("GATEBOT_ALLOW_PLAINTEXT_SECRETS=true and no GATEBOT_ENCRYPTION_KEY: voucher codes and "
                     "customer-account fields are stored UNENCRYPTED. Make a key with: %s", KEY_COMMAND)
     return cipher_from_key(key)

@@ -30,7 +30,7 @@ README = ROOT / "README.md"
 @pytest.fixture(autouse=True)
 def empty_folder(_clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """The shared clean environment (tests/conftest.py: no stray variables, in ``tmp_path``), plus:"""
-    monkeypatch.setenv("GATEBOT_ENV", "development")
+    monkeypatch.delenv("GATEBOT_ENCRYPTION_KEY", raising=False)  # the README's defaults: production, no key
     monkeypatch.setenv("LOGNAME", "alice")  # getpass.getuser(): the requester cli:alice
     return tmp_path
 

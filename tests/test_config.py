@@ -99,8 +99,18 @@ def test_dotenv_file_is_read(tmp_path):
     assert s.port == 4100 and s.gatebot_ops == ["U1", "U2"]
 
 
+REAL_GATE = {"GATE_API_URL": "https://gate.example.com/", "GATE_API_KEY": "k" * 24,
+             "GATE_AGENT_ID": "6f1c2a3e-4b5d-4e6f-8a9b-0c1d2e3f4a5b"}
+
+
+def _real_gate(monkeypatch):
+    for name, value in REAL_GATE.items():
+        monkeypatch.setenv(name, value)
+
+
 def test_production_refuses_to_start_without_an_encryption_key(monkeypatch):
     monkeypatch.delenv("GATEBOT_ENCRYPTION_KEY")
+    _real_gate(monkeypatch)
     with pytest.raises(ConfigError) as info:
         load_settings()
     (problem,) = info.value.problems
@@ -117,12 +127,24 @@ def test_every_production_command_refuses_without_a_key(monkeypatch, capsys, tmp
     from gatebot.cli import main
 
     monkeypatch.delenv("GATEBOT_ENCRYPTION_KEY")
+    _real_gate(monkeypatch)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'refused.db'}")
     assert main([command]) == 2
     err = capsys.readouterr().err
     assert "gatebot: GATEBOT_ENCRYPTION_KEY: required in production" in err
     assert "Fernet.generate_key()" in err and "Traceback" not in err
     assert not (tmp_path / "refused.db").exists(), "nothing was started"
+
+
+def test_the_built_in_sandbox_needs_no_key_even_in_production(monkeypatch, caplog):
+    """Its codes are made up: the README's first commands work in an empty folder on the defaults."""
+    from gatebot.runtime import build_cipher
+
+    monkeypatch.delenv("GATEBOT_ENCRYPTION_KEY")
+    settings = load_settings()
+    assert settings.is_production and settings.uses_builtin_sandbox
+    assert isinstance(build_cipher(settings), PlainCipher)
+    assert not caplog.records
 
 
 def test_development_needs_no_key_and_says_nothing(monkeypatch, caplog):
@@ -137,6 +159,7 @@ def test_plaintext_opt_out_starts_but_warns_loudly_every_time(monkeypatch, caplo
     from gatebot.runtime import build_cipher
 
     monkeypatch.delenv("GATEBOT_ENCRYPTION_KEY")
+    _real_gate(monkeypatch)
     monkeypatch.setenv("GATEBOT_ALLOW_PLAINTEXT_SECRETS", "true")
     settings = load_settings()
     for _ in range(2):
@@ -157,7 +180,7 @@ def test_settings_built_around_load_settings_still_refuse_at_startup():
     from gatebot.runtime import build_cipher
 
     with pytest.raises(ConfigError, match="GATEBOT_ENCRYPTION_KEY: required in production"):
-        build_cipher(Settings(_env_file=None, gatebot_encryption_key=None))
+        build_cipher(Settings(_env_file=None, gatebot_encryption_key=None, **{k.lower(): v for k, v in REAL_GATE.items()}))
 
 
 # -- approvals and limits (issue 13) -------------------------------------------------------------------------
