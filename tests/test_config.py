@@ -180,7 +180,8 @@ def test_settings_built_around_load_settings_still_refuse_at_startup():
     from gatebot.runtime import build_cipher
 
     with pytest.raises(ConfigError, match="GATEBOT_ENCRYPTION_KEY: required in production"):
-        build_cipher(Settings(_env_file=None, gatebot_encryption_key=None, **{k.lower(): v for k, v in REAL_GATE.items()}))
+        real_gate = {k.lower(): v for k, v in REAL_GATE.items()}
+        build_cipher(Settings(_env_file=None, gatebot_encryption_key=None, **real_gate))
 
 
 # -- approvals and limits (issue 13) -------------------------------------------------------------------------

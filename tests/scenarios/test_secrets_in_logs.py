@@ -20,6 +20,7 @@ from gatebot import logs
 from gatebot.config import SANDBOX_API_KEY
 from gatebot.logs import configure_logging
 from gatebot.slack import ids
+from tests.leaks import leaks
 
 from .conftest import ENCRYPTION_KEY, OPS, OPS_CHANNEL, SECRET, Harness
 
@@ -80,7 +81,7 @@ async def test_no_secret_in_any_log_line(harness: Harness, level: str, fmt: logs
         assert "Sending a request" in logged and "Responding with status" in logged
     else:
         assert "Sending a request" not in logged
-    leaked = [s for s in secrets if s in logged]
+    leaked = leaks(secrets, logged)
     assert not leaked, f"secrets in the {level} {fmt} log: {leaked}"
     if fmt == "json":  # one object per line, each with its fields; Slack requests say who and which
         records = [json.loads(line) for line in logged.splitlines()]
