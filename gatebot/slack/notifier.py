@@ -10,6 +10,7 @@
   compare-and-set claim in the store, see :mod:`gatebot.store.repo.messages`).
 * every later event edits that message in place (``chat.update``) and adds the history row to its
   thread (:func:`~gatebot.slack.blocks.messages.order_thread_note`), so the thread holds the history.
+* ``batch.*`` events go to :class:`~gatebot.slack.batches.BatchNotifier` (one progress message per batch).
 * ``order.completed`` DMs the requester the code (:func:`~gatebot.slack.blocks.messages.order_delivery_dm`)
   exactly once — ``dm_sent`` is claimed with a compare-and-set, so two processes never both send it — while
   the channel message only says "delivered". A DM that failed (Slack down) is retried by
@@ -36,10 +37,12 @@ from typing import Any, Protocol
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import Session
 
+from gatebot.bulk import BulkService
 from gatebot.clock import Clock
 from gatebot.events import Event, EventBus
+from gatebot.slack.batches import BatchNotifier
 from gatebot.slack.blocks.messages import order_delivery_dm, order_message, order_thread_note
-from gatebot.slack.failures import SLACK_FAILURES, error_code
+from gatebot.slack.failures import FALLBACK_ERRORS, SLACK_FAILURES, error_code
 from gatebot.slack.roles import is_user_id
 from gatebot.store import repo
 from gatebot.store.db import Database
@@ -49,9 +52,6 @@ __all__ = ["FALLBACK_ERRORS", "Notifier", "NotifierServices"]
 
 log = logging.getLogger(__name__)
 
-#: ``chat.postMessage`` errors that mean "the bot cannot post in that channel": DM the requester instead.
-FALLBACK_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived", "restricted_action",
-                             "access_denied"})
 #: ``chat.update`` errors that mean the status message is gone: post a new one.
 _GONE_ERRORS = frozenset({"message_not_found", "channel_not_found", "is_archived", "cant_update_message"})
 #: A claim on posting an order's first message older than this is abandoned (its process died).
@@ -74,8 +74,8 @@ class ResumeSetting(Protocol):
 
 
 class NotifierServices(Protocol):
-    """What the notifier calls: the store, the order reader, the clock, the event bus and one setting
-    (``gatebot.runtime.Core`` satisfies it)."""
+    """What the notifier calls: the store, the order reader, the clock, the event bus, one setting and the
+    bulk service (``gatebot.runtime.Core`` satisfies it)."""
 
     @property
     def db(self) -> Database: ...
@@ -87,6 +87,8 @@ class NotifierServices(Protocol):
     def orders(self) -> OrderReader: ...
     @property
     def settings(self) -> ResumeSetting: ...
+    @property
+    def bulk(self) -> BulkService: ...
 
 
 class Notifier:
@@ -100,9 +102,13 @@ class Notifier:
         self._tails: dict[int, asyncio.Task[None]] = {}
         self._dms: dict[str, str] = {}
         self._last_retry: datetime | None = None
+        #: Bulk batches' progress messages and results (a batch's rows get no message of their own).
+        self.batches = BatchNotifier(services.bulk, client)
 
     def subscribe(self, events: EventBus | None = None) -> None:
-        (events or self.core.events).subscribe("order.", self.handle)
+        bus = events or self.core.events
+        bus.subscribe("order.", self.handle)
+        bus.subscribe("batch.", self.batches.handle)
 
     # -- queueing ---------------------------------------------------------------------------------------
     async def handle(self, event: Event) -> None:
@@ -133,6 +139,7 @@ class Notifier:
         async with asyncio.timeout(timeout):
             while self._tails:
                 await asyncio.wait(list(self._tails.values()))
+            await self.batches.drain()
 
     # -- the work -------------------------------------------------------------------------------------------
     async def process(self, event: Event) -> None:
