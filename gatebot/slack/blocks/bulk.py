@@ -234,8 +234,9 @@ def batch_message(progress: BatchProgress, card: BatchCard, *, controls: bool = 
     blocks: list[Block] = [section(head), section(progress_bar(progress.fraction)), *fields_sections(counts)]
     if progress.status is BatchStatus.AWAITING_APPROVAL:
         why = f" ({esc(truncate(card.approval_reason, 300))})" if card.approval_reason else ""
+        how = f"`gatebot bulk approve {progress.number} --as <id>`"
         blocks.append(section(f":raised_hand: Waiting for approval{why}: nothing is sent until an approver "
-                              f"approves batch {progress.number} (`gatebot approve {progress.number}`)."))
+                              f"approves batch {progress.number} ({how})."))
     elif progress.status_reason:
         blocks.append(context(esc(truncate(progress.status_reason, 500))))
     if card.failures:
