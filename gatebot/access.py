@@ -19,10 +19,15 @@ from collections.abc import Iterable
 __all__ = ["approval_refusal", "batch_control_refusal", "may_see_codes"]
 
 
-def may_see_codes(viewer: str, *, requester: str | None, roles: Iterable[str], code_roles: Iterable[str]) -> bool:
+def may_see_codes(viewer: str, *, requester: str | None, roles: Iterable[str], code_roles: Iterable[str],
+                  bulk_row: bool = False) -> bool:
     """Whether ``viewer`` (holding ``roles``) may see the codes of an order placed by ``requester``.
 
-    The requester always may; others need a role in ``code_roles`` (``GATEBOT_CODE_ROLES``, default admin)."""
+    The requester always may; others need a role in ``code_roles`` (``GATEBOT_CODE_ROLES``, default admin).
+    A row of a bulk batch (``bulk_row``) shows its codes to nobody: they are only in the results file sent
+    to the requester by DM (issue 14)."""
+    if bulk_row:
+        return False
     if requester is not None and viewer == requester:
         return True
     return bool(frozenset(code_roles) & frozenset(roles))

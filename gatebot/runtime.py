@@ -252,7 +252,8 @@ def build_slack(built: Core, *, socket_mode: bool = False, status: StatusSource 
     client = make_client(settings)
     deps = Deps(settings=settings, db=built.db, clock=built.clock, orders=built.orders, gate=built.gate,
                 roles=Roles.from_settings(settings, client=client, clock=built.clock),
-                status=status or stored_status, notifier=Notifier(built, client), scheduler=scheduler)
+                status=status or stored_status, bulk=built.bulk,
+                notifier=Notifier(built, client), scheduler=scheduler)
     return SlackSurface(app=create_app(deps, client=client, socket_mode=socket_mode), deps=deps,
                         socket_mode=socket_mode)
 

@@ -17,6 +17,7 @@ from gatebot.emulator.blockkit import (
     initial_state,
 )
 from gatebot.emulator.deliveries import Delivery, OptionsResult, delivery_fields
+from gatebot.emulator.files import UploadedFile
 from gatebot.emulator.model import JSON, Ephemeral, FoundAction, Message, View
 from gatebot.emulator.transport import DriverTransport
 
@@ -74,6 +75,8 @@ class BlockActions(DriverTransport):
         if etype not in STATE_KEYS:
             raise ValueError(f"emulator: {etype} {element.get('action_id')!r} holds no value")
         key = STATE_KEYS[etype][0]
+        if etype == "file_input":
+            return {"type": etype, key: self._picked_files(element, value)}
         if key == "selected_option":
             return {
                 "type": etype,
@@ -91,6 +94,22 @@ class BlockActions(DriverTransport):
         if key == "rich_text_value":
             return {"type": etype, key: value}
         return {"type": etype, key: None if value is None else str(value)}
+
+    def _picked_files(self, element: JSON, value: Any) -> list[JSON]:
+        """What the Slack client lets a person pick in a ``file_input``: at most ``max_files`` (default 10)
+        uploaded files of the allowed ``filetypes`` (by extension; any when none are listed)."""
+        picked = [value] if isinstance(value, UploadedFile) else list(value or [])
+        limit = int(element.get("max_files") or 10)
+        if len(picked) > limit:
+            raise ValueError(f"emulator: {element.get('action_id')!r} takes at most {limit} file(s)")
+        allowed = {str(t).lower() for t in element.get("filetypes") or []}
+        for item in picked:
+            if not isinstance(item, UploadedFile):
+                raise ValueError("emulator: a file_input takes files from Workspace.upload_file")
+            if allowed and item.filetype not in allowed:
+                raise ValueError(f"emulator: {element.get('action_id')!r} does not take .{item.filetype} files")
+        ws = self.workspace
+        return [f.to_dict(self.emulator_base_url, ws.team_id) for f in picked]
 
     async def click(
         self,

@@ -54,9 +54,10 @@ STATE_KEYS: dict[str, tuple[str, str]] = {
     "datepicker": ("selected_date", "initial_date"),
     "timepicker": ("selected_time", "initial_time"),
     "datetimepicker": ("selected_date_time", "initial_date_time"),
+    "file_input": ("files", "initial_files"),  # never has initial files: Slack starts it empty
 }
 LIST_STATE_KEYS = frozenset(
-    {"selected_options", "selected_users", "selected_conversations", "selected_channels"}
+    {"selected_options", "selected_users", "selected_conversations", "selected_channels", "files"}
 )
 
 

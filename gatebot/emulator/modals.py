@@ -92,6 +92,7 @@ class Modals(BlockActions):
                 ws.set_view_errors(current.id, client_errors)
                 return SubmitResult(delivery=None, client_errors=client_errors, view=current)
         trigger_id = ws.issue_trigger(user)
+        submitted_hash = current.hash
         payload = self._base("view_submission", user)
         payload |= {"trigger_id": trigger_id, "view": ws.view_dict(current), "response_urls": []}
         delivery = await self._send_payload(payload, trigger_id=trigger_id)
@@ -105,6 +106,10 @@ class Modals(BlockActions):
             result.client_error = CONNECTION_TROUBLE
         elif not body or not body.get("response_action"):
             ws.close_top_view(user)
+        elif body["response_action"] == "update" and current.hash != submitted_hash:
+            # Slack applies the answer as it arrives, before anything the app does after acking; here the
+            # answer reaches the driver late, after the app's own views.update: that later update stands.
+            result.response_action = "update"
         else:
             self._apply_response_action(user, current, body, result)
         result.view = ws.top_view(user)

@@ -22,10 +22,10 @@ from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from gatebot.emulator.files import UploadedFile
+from gatebot.emulator.files import SIGN_IN_PAGE, UploadedFile
 from gatebot.emulator.workspace import ApiError, Workspace
 
 __all__ = ["METHODS", "WebApi", "create_app"]
@@ -274,7 +274,7 @@ def _files_get_upload_url(ws: Workspace, p: Params) -> JSON:
     except ValueError:
         raise ApiError("invalid_arguments", "length must be an integer") from None
     file_id = f"F{len(ws.files) + 1:08d}"
-    ws.files[file_id] = UploadedFile(file_id, filename, length)
+    ws.files[file_id] = UploadedFile(file_id, filename, length, created=int(ws.clock.now().timestamp()))
     return {"file_id": file_id, "upload_path": f"/upload/{file_id}"}  # made absolute by WebApi.call
 
 
@@ -412,6 +412,20 @@ class WebApi:
         found.content = await request.body()
         return PlainTextResponse(f"OK - {len(found.content)}")
 
+    async def download(self, request: Request) -> Response:
+        """A file's ``url_private`` / ``url_private_download``: its bytes with the bot token, else (as Slack
+        does) HTTP 200 with the HTML sign-in page."""
+        ws = self.workspace
+        team, _, file_id = str(request.path_params["team_file"]).partition("-")
+        found = ws.files.get(file_id)
+        if found is None or team != ws.team_id or found.content is None \
+                or request.path_params["name"] != found.filename:
+            return PlainTextResponse("file not found", status_code=404)
+        if _bearer(request) != ws.bot_token:
+            return HTMLResponse(SIGN_IN_PAGE)
+        return Response(found.content, media_type=found.mimetype,
+                        headers={"Content-Disposition": f'attachment; filename="{found.filename}"'})
+
     async def health(self, request: Request) -> SlackJSONResponse:
         return SlackJSONResponse({"ok": True, "emulator": "slack", "team_id": self.workspace.team_id})
 
@@ -424,6 +438,8 @@ def create_app(workspace: Workspace) -> Starlette:
             Route("/api/{method}", api.call, methods=["GET", "POST"]),
             Route("/response/{token}", api.respond, methods=["POST"]),
             Route("/upload/{file_id}", api.upload, methods=["POST"]),
+            Route("/files-pri/{team_file}/download/{name}", api.download, methods=["GET"]),
+            Route("/files-pri/{team_file}/{name}", api.download, methods=["GET"]),
             Route("/", api.health, methods=["GET"]),
         ]
     )

@@ -47,6 +47,7 @@ from gatebot.emulator.blockkit import (
     number_problem,
     view_problems,
 )
+from gatebot.emulator.files import UploadedFile
 from gatebot.emulator.model import (
     ApiError,
     Call,
@@ -113,3 +114,15 @@ class Workspace(ResponseUrls, Views):
         ws.add_channel("general", id="CGENERAL", members=["UALICE", "UBOB", "UCAROL"], bot_member=False)
         ws.add_usergroup("gate-approvers", id="SAPPROVERS", members=["UALICE", "UBOB"])
         return ws
+
+    def upload_file(self, user: str, filename: str, content: bytes, *, filetype: str | None = None) -> UploadedFile:
+        """``user`` picks a file in a ``file_input``: the Slack client uploads it at once (the view's state then
+        holds its file object; see :mod:`gatebot.emulator.files`). ``filetype`` defaults to the extension."""
+        with self._lock:
+            self.user(user)
+            file_id = f"F{len(self.files) + 1:08d}"
+            kind = filetype or (filename.rsplit(".", 1)[-1].lower() if "." in filename else "text")
+            uploaded = UploadedFile(file_id, filename, len(content), content=content, user=user, filetype=kind,
+                                    created=int(self.clock.now().timestamp()))
+            self.files[file_id] = uploaded
+            return uploaded

@@ -41,6 +41,7 @@ from gatebot.slack.deps import Deps
 from gatebot.slack.edge import is_verified
 from gatebot.slack.listeners import (
     APOLOGY,
+    bulk,
     commands,
     events,
     home,
@@ -132,6 +133,7 @@ def create_app(deps: Deps, *, client: AsyncWebClient | None = None, socket_mode:
     home.register(app, deps)
     alert_listeners.register(app, deps)
     approval_listeners.register(app, deps)
+    bulk.register(app, deps)
     return app
 
 

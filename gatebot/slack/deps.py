@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from gatebot.alerts import OpenAlert
+from gatebot.bulk import BulkService
 from gatebot.clock import Clock
 from gatebot.config import Settings
 from gatebot.gate import GateClient
@@ -205,6 +206,8 @@ class Deps:
     gate: GateClient
     roles: Roles
     status: StatusSource
+    #: Bulk batches (``/gate bulk``, the batch message's buttons, ``/gate order B12``).
+    bulk: BulkService
     notifier: Notifier | None = None
     scheduler: Scheduler | None = None
     balance_wait: float = 1.5

@@ -14,10 +14,14 @@ from __future__ import annotations
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
-__all__ = ["SLACK_FAILURES", "error_code"]
+__all__ = ["FALLBACK_ERRORS", "SLACK_FAILURES", "error_code"]
 
 #: What a Slack Web API or response_url call raises when it did not work.
 SLACK_FAILURES = (SlackApiError, aiohttp.ClientError, TimeoutError, OSError)
+#: ``chat.postMessage`` errors that mean "the bot cannot post in that channel": DM the requester instead
+#: (an order's status message, a batch's progress message).
+FALLBACK_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived", "restricted_action",
+                             "access_denied"})
 
 
 def error_code(exc: BaseException) -> str:

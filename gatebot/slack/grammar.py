@@ -80,13 +80,16 @@ USAGE: Mapping[str, Usage] = MappingProxyType({
         # role must still be able to learn which commands they can run.
         Usage("help", f"{C} help [command]", f"{C} help orders", "Show the commands you can use", None),
         Usage("order", f"{C} order <ref>", f"{C} order #42",
-              "Look up one order by #number, Gate order id, external ref or idempotency key", ROLE_SUPPORT),
+              "Look up one order by #number, Gate order id, external ref or idempotency key (or a bulk batch: B12)",
+              ROLE_SUPPORT),
         Usage("orders", f"{C} orders [pending|failed|mine|@person|#channel]", f"{C} orders pending",
               "List recent orders, optionally filtered", ROLE_SUPPORT),
         Usage("balance", f"{C} balance", f"{C} balance",
               "Show the Gate balance per currency against its alert thresholds", ROLE_FINANCE),
         Usage("deposits", f"{C} deposits", f"{C} deposits", "Show recent deposits", ROLE_FINANCE),
         Usage("buy", f"{C} buy [product search]", f"{C} buy steam", "Open the order form", ROLE_OPS),
+        # Bulk orders charge as much as hundreds of single orders: the same role as ``buy``.
+        Usage("bulk", f"{C} bulk", f"{C} bulk", "Order many vouchers and top-ups from one CSV file", ROLE_OPS),
         Usage("products", f"{C} products [search]", f"{C} products google play", "Search the catalog",
               ROLE_OPS),
         Usage("health", f"{C} health", f"{C} health", "Check the Gate API and gatebot's jobs", None),
@@ -132,7 +135,7 @@ class Command:
     - ``orders``: ``()``, ``("pending",)``, ``("failed",)``, ``("mine",)``, ``("user",)`` with
       :attr:`user_id` set, or ``("channel",)`` with :attr:`channel_id` set
     - ``buy`` / ``products``: the search words (``query`` joins them)
-    - ``balance`` / ``deposits`` / ``health``: ``()``
+    - ``balance`` / ``deposits`` / ``health`` / ``bulk``: ``()``
     - ``export``: ``(kind, since, until, currency)``, ``""`` for each one not given
     """
 
@@ -226,7 +229,7 @@ def parse(text: str) -> Command:
         return _parse_search(name, rest, usage)
     if name == "export":
         return _parse_export(rest, usage)
-    if rest:  # balance, deposits, health, approvals take no arguments
+    if rest:  # balance, deposits, health, approvals, bulk take no arguments
         raise GrammarError(f"`{name}` takes no arguments (got `{_shorten(_describe(rest[0]))}`).", usage)
     return Command(name)
 

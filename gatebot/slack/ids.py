@@ -23,7 +23,8 @@ LOOKUP_ORDER: Final = "lookup_order"
 APP_HOME_OPENED: Final = "app_home_opened"
 
 #: Bot token scopes, exactly what ``manifest.yml`` requests (see the manifest for why each is needed).
-BOT_SCOPES: Final = ("commands", "chat:write", "im:write", "users:read", "usergroups:read", "files:write")
+BOT_SCOPES: Final = ("commands", "chat:write", "im:write", "users:read", "usergroups:read", "files:write",
+                     "files:read")
 BOT_EVENTS: Final = (APP_HOME_OPENED,)
 
 # -- the order modal (callback ``order_modal``) and its confirmation step (``order_confirm``) ---------
@@ -60,6 +61,18 @@ def account_field_name(block_id: str) -> str | None:
 
 # -- App Home --------------------------------------------------------------------------------------
 HOME_NEW_ORDER: Final = "home_new_order"
+HOME_BULK_ORDER: Final = "home_bulk_order"
+
+# -- bulk orders: the upload modal (``bulk_modal``), its summary (``bulk_confirm``), the batch message ------
+BULK_MODAL: Final = "bulk_modal"
+BULK_CONFIRM: Final = "bulk_confirm"
+#: The ``file_input`` (block and action id) of the upload modal.
+BULK_FILE: Final = "bulk_file"
+#: Buttons on a batch's progress message (value: the batch number, ``12`` for B12).
+BULK_PAUSE: Final = "bulk_pause"
+BULK_RESUME: Final = "bulk_resume"
+BULK_CANCEL: Final = "bulk_cancel"
+BULK_RESULTS: Final = "bulk_results"
 
 # -- order status messages (value: our order id as a string) ---------------------------------------
 ORDER_REFRESH: Final = "order_refresh"

@@ -12,6 +12,7 @@
   thread (:func:`~gatebot.slack.blocks.messages.order_thread_note`), so the thread holds the history.
 * ``approval.*`` events go to :class:`~gatebot.slack.approval_notices.ApprovalNotices` on the same chain:
   the approvers' request message, edited when decided, and the requester's DM with the outcome.
+* ``batch.*`` events go to :class:`~gatebot.slack.batches.BatchNotifier` (one progress message per batch).
 * ``order.completed`` DMs the requester the code (:func:`~gatebot.slack.blocks.messages.order_delivery_dm`)
   exactly once — ``dm_sent`` is claimed with a compare-and-set, so two processes never both send it — while
   the channel message only says "delivered". A DM that failed (Slack down) is retried by
@@ -38,11 +39,13 @@ from typing import Any, Protocol
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import Session
 
+from gatebot.bulk import BulkService
 from gatebot.clock import Clock
 from gatebot.events import Event, EventBus
 from gatebot.slack.approval_notices import ApprovalNotices, ApprovalReader, ChannelSettings
+from gatebot.slack.batches import BatchNotifier
 from gatebot.slack.blocks.messages import order_delivery_dm, order_message, order_thread_note
-from gatebot.slack.failures import SLACK_FAILURES, error_code
+from gatebot.slack.failures import FALLBACK_ERRORS, SLACK_FAILURES, error_code
 from gatebot.slack.roles import is_user_id
 from gatebot.store import repo
 from gatebot.store.db import Database
@@ -52,9 +55,6 @@ __all__ = ["FALLBACK_ERRORS", "Notifier", "NotifierServices"]
 
 log = logging.getLogger(__name__)
 
-#: ``chat.postMessage`` errors that mean "the bot cannot post in that channel": DM the requester instead.
-FALLBACK_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived", "restricted_action",
-                             "access_denied"})
 #: ``chat.update`` errors that mean the status message is gone: post a new one.
 _GONE_ERRORS = frozenset({"message_not_found", "channel_not_found", "is_archived", "cant_update_message"})
 #: A claim on posting an order's first message older than this is abandoned (its process died).
@@ -77,8 +77,8 @@ class ResumeSetting(ChannelSettings, Protocol):
 
 
 class NotifierServices(Protocol):
-    """What the notifier calls: the store, the order reader, the clock, the event bus and one setting
-    (``gatebot.runtime.Core`` satisfies it)."""
+    """What the notifier calls: the store, the order reader, the clock, the event bus, one setting and the
+    bulk service (``gatebot.runtime.Core`` satisfies it)."""
 
     @property
     def db(self) -> Database: ...
@@ -90,6 +90,8 @@ class NotifierServices(Protocol):
     def orders(self) -> OrderReader: ...
     @property
     def settings(self) -> ResumeSetting: ...
+    @property
+    def bulk(self) -> BulkService: ...
 
 
 class Notifier:
@@ -105,11 +107,14 @@ class Notifier:
         self._last_retry: datetime | None = None
         self.approvals = ApprovalNotices(db=services.db, clock=services.clock, orders=services.orders,
                                          settings=services.settings, client=client, dm_channel=self._dm_channel)
+        #: Bulk batches' progress messages and results (a batch's rows get no message of their own).
+        self.batches = BatchNotifier(services.bulk, client)
 
     def subscribe(self, events: EventBus | None = None) -> None:
         bus = events or self.core.events
         bus.subscribe("order.", self.handle)
         bus.subscribe("approval.", self.handle)  # same per-order chain: a request is posted before its decision
+        bus.subscribe("batch.", self.batches.handle)
 
     # -- queueing ---------------------------------------------------------------------------------------
     async def handle(self, event: Event) -> None:
@@ -140,6 +145,7 @@ class Notifier:
         async with asyncio.timeout(timeout):
             while self._tails:
                 await asyncio.wait(list(self._tails.values()))
+            await self.batches.drain()
 
     # -- the work -------------------------------------------------------------------------------------------
     async def process(self, event: Event) -> None:

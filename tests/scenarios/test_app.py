@@ -106,7 +106,7 @@ async def test_help_shows_only_what_the_role_allows(harness: Harness) -> None:
     assert finance.text == "gatebot commands: help, balance, deposits, health, approvals, export"
     await h.command(ADMIN, "")  # empty text is help
     admin = await h.reply_to(ADMIN)
-    assert admin.text == ("gatebot commands: help, order, orders, balance, deposits, buy, products, health, "
+    assert admin.text == ("gatebot commands: help, order, orders, balance, deposits, buy, bulk, products, health, "
                           "approvals, export")
     await h.command(NOBODY, "help buy")
     refused = await h.reply_to(NOBODY)

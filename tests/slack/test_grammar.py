@@ -131,8 +131,8 @@ def test_error_messages_do_not_echo_backticks_or_huge_input():
 
 
 def test_usage_table_covers_every_subcommand_with_example_and_role():
-    assert set(USAGE) == {"help", "balance", "order", "orders", "buy", "products", "deposits", "health", "approvals",
-                          "export"}
+    assert set(USAGE) == {"help", "balance", "order", "orders", "buy", "bulk", "products", "deposits", "health",
+                          "approvals", "export"}
     for row in USAGE.values():
         assert row.syntax.startswith(ids.COMMAND + " " + row.name)
         parse(row.example.removeprefix(ids.COMMAND))  # every example really parses
@@ -143,6 +143,7 @@ def test_usage_table_covers_every_subcommand_with_example_and_role():
         "balance": "finance",
         "deposits": "finance",
         "buy": "ops",
+        "bulk": "ops",  # as much money as many single orders: the same role as buy
         "products": "ops",
         "health": None,
         "approvals": None,
@@ -156,8 +157,9 @@ def test_usage_table_covers_every_subcommand_with_example_and_role():
         ((), {"help", "health", "approvals"}),
         (("support",), {"help", "health", "approvals", "order", "orders"}),
         (("finance",), {"help", "health", "approvals", "balance", "deposits", "export"}),
-        (("ops",), {"help", "health", "approvals", "buy", "products"}),
-        (("ops", "finance"), {"help", "health", "approvals", "buy", "products", "balance", "deposits", "export"}),
+        (("ops",), {"help", "health", "approvals", "buy", "bulk", "products"}),
+        (("ops", "finance"), {"help", "health", "approvals", "buy", "bulk", "products", "balance", "deposits",
+                              "export"}),
         (("admin",), set(USAGE)),
     ],
 )

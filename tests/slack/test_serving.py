@@ -141,7 +141,7 @@ async def test_run_http_serves_slack_and_healthz_then_stops(the_core: Core, emul
         result = await driver.slash_command("UALICE", "help", channel="gate-ops")
         assert result.status == 200
         reply = await workspace.wait_for(lambda: workspace.latest_ephemeral("UALICE"), what="the help reply")
-        assert reply.text.startswith("gatebot commands: help, balance, deposits, buy, products, health")
+        assert reply.text.startswith("gatebot commands: help, balance, deposits, buy, bulk, products, health")
         forged = await driver.with_signing(secret="wrong").slash_command("UALICE", "help", channel="gate-ops")
         assert forged.status == 401
     stop.set()

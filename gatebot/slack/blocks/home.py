@@ -2,7 +2,7 @@
 
 What each role sees: everyone sees health; any gatebot role sees open alerts; finance, ops and admins
 see balances; support, ops and admins see recent orders; only ops and admins get the "New order"
-button. The caller passes only data it fetched for this viewer; the role checks here decide layout.
+and "Bulk order" buttons. The caller passes only data it fetched for this viewer; the role checks here decide layout.
 Pure functions: must not import slack_bolt/slack_sdk, the store, or do I/O.
 """
 
@@ -58,7 +58,8 @@ def home_view(*, balances: Sequence[Balance], thresholds: Mapping[str, Threshold
                 f"Type `{ids.COMMAND} help` for commands."),
     ]
     if may(ROLE_OPS):
-        blocks.append(actions(button("New order", action_id=ids.HOME_NEW_ORDER, style="primary")))
+        blocks.append(actions(button("New order", action_id=ids.HOME_NEW_ORDER, style="primary"),
+                              button("Bulk order", action_id=ids.HOME_BULK_ORDER)))
     if not roles:
         blocks.append(section("You don't have a gatebot role yet. Ask a gatebot admin if you need access "
                               "to orders, balances or alerts."))

@@ -27,6 +27,8 @@ MAX_FIELD_TEXT = 2000
 MAX_HEADER = 150
 MAX_CONTEXT_ELEMENTS = 10
 MAX_ACTIONS_ELEMENTS = 25
+#: Files one ``file_input`` takes (Slack: 1 to 10).
+MAX_FILES = 10
 MAX_BUTTON_TEXT = 75
 MAX_BUTTON_VALUE = 2000
 MAX_URL = 3000
@@ -228,6 +230,12 @@ def _element(value: Any, path: str) -> Mapping[str, Any]:
         _string(el.get("alt_text"), f"{path}.alt_text", MAX_ALT_TEXT)
     elif kind in _PICKERS:
         pass
+    elif kind == "file_input":  # input blocks of modals only; Slack uploads the file before submission
+        most = el.get("max_files", MAX_FILES)
+        if isinstance(most, bool) or not isinstance(most, int) or not 1 <= most <= MAX_FILES:
+            _fail(f"{path}.max_files", f"max_files must be 1 to {MAX_FILES}")
+        for i, kind_ in enumerate(_list(el.get("filetypes", []), f"{path}.filetypes", max_items=100)):
+            _string(kind_, f"{path}.filetypes[{i}]", 30)
     else:
         _fail(f"{path}.type", f"unknown element type {kind!r}")
     return el

@@ -6,6 +6,7 @@
 * :mod:`~gatebot.slack.listeners.home` — the App Home tab
 * :mod:`~gatebot.slack.listeners.events` — Events API housekeeping (retries)
 * :mod:`~gatebot.slack.listeners.alerts` — buttons on alert messages
+* :mod:`~gatebot.slack.listeners.bulk` — bulk orders: the CSV modal, its summary, the batch message's buttons
 
 Every listener acks first (Slack's 3 s), then talks to Gate. This module holds the small helpers they
 share: replying privately (``response_url``, else ``chat.postEphemeral``, else a DM) and the error path

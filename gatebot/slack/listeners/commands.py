@@ -8,6 +8,7 @@ Routing table (roles from :data:`gatebot.slack.grammar.USAGE`; admin may do ever
     balance             finance     balance per currency with its threshold / alert status
     deposits            finance     recent deposits, from Gate
     buy [search]        ops         opens the order modal (see order_flow)
+    bulk                ops         opens the bulk order modal (see bulk); ``order B12`` shows a batch
     products [search]   ops         the cached catalog
     health              anyone      Gate /health, circuit, jobs, scheduler, database
     approvals           anyone      open approval requests: those the caller may decide (buttons), their own
@@ -49,6 +50,7 @@ from gatebot.slack.deps import Deps
 from gatebot.slack.grammar import Command, GrammarError
 from gatebot.slack.listeners import Reply, acked_first, private_reply, with_note
 from gatebot.slack.listeners.approvals import approvals_message
+from gatebot.slack.listeners.bulk import batch_lookup, open_bulk_modal
 from gatebot.slack.listeners.exports import send_export
 from gatebot.slack.listeners.lookups import order_lookup
 from gatebot.slack.listeners.order_flow import open_order_modal, search_catalog
@@ -96,8 +98,9 @@ async def run(deps: Deps, cmd: Command, *, user: str, channel: str | None, trigg
         await reply(help_message(grammar.allowed_usage(roles), topic=cmd.args[0] if cmd.args else None,
                                  roles=roles))
         return
-    if cmd.name == "order":  # the requester may look up their own order without the support role
-        await reply(await order_lookup(deps, viewer=user, ref=cmd.args[0], roles=roles))
+    if cmd.name == "order":  # the requester may look up their own order (or batch) without the support role
+        batch = await batch_lookup(deps, viewer=user, ref=cmd.args[0], roles=roles)
+        await reply(batch or await order_lookup(deps, viewer=user, ref=cmd.args[0], roles=roles))
         return
     if not usage.allowed_for(roles):
         await deps.record_audit(actor=user, action=f"command.{cmd.name}", target=None, allowed=False,
@@ -110,6 +113,12 @@ async def run(deps: Deps, cmd: Command, *, user: str, channel: str | None, trigg
             return
         await open_order_modal(deps, client, trigger_id=trigger_id, user=user, channel=channel,
                                query=cmd.query, reply=reply)
+        return
+    if cmd.name == "bulk":
+        if not trigger_id:
+            await reply(error_message("Slack sent no trigger to open the bulk order form with; try again."))
+            return
+        await open_bulk_modal(deps, client, trigger_id=trigger_id, channel=channel, reply=reply)
         return
     if cmd.name == "export":  # the CSV goes to the requester's DM as a file
         await reply(await send_export(deps, client, cmd, user))

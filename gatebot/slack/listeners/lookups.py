@@ -84,14 +84,18 @@ async def order_detail_for(deps: Deps, order: Order, *, viewer: str, roles: Iter
     content: Mapping[str, Any] | None = None
     note: str | None = None
     if order.order_content_enc is not None:
-        if may_see_codes(viewer, requester=order.requester, roles=roles, code_roles=deps.roles.code_roles):
+        if may_see_codes(viewer, requester=order.requester, roles=roles, code_roles=deps.roles.code_roles,
+                         bulk_row=order.batch_id is not None):
             content = deps.orders.content(order)  # decrypts the row already read: no store access
             await deps.record_audit(actor=viewer, action="code.view", target=order.number, allowed=True,
                                     detail="requester" if viewer == order.requester else "code role")
         else:
+            bulk = order.batch_id is not None
             await deps.record_audit(actor=viewer, action="code.view", target=order.number, allowed=False,
-                                    detail="not the requester and no code role")
-            note = (f":lock: Codes are shown only to the requester (<@{order.requester}>) and to the "
+                                    detail="a bulk row" if bulk else "not the requester and no code role")
+            note = (f":lock: This order is row {order.batch_row:,} of batch B{order.batch_id}: its codes are only "
+                    f"in the batch's results file, sent to <@{order.requester}> by DM." if bulk else
+                    f":lock: Codes are shown only to the requester (<@{order.requester}>) and to the "
                     f"{', '.join(sorted(deps.roles.code_roles)) or 'admin'} role.")
     history = await deps.orders.history(order_id)
     message = order_detail(order, history, content=content,
