@@ -25,7 +25,7 @@ def test_awaiting_approval_says_nothing_is_sent_until_someone_else_approves() ->
               status_reason="Needs approval: it costs USD 60.00, over the approval threshold of USD 40.00.")
     assert status_display(o.status) == (":raised_hand:", "Waiting for approval")
     assert status_explanation(o) == (
-        "Waiting for approval: it costs USD 60.00, over the approval threshold of USD 40.00. Nothing is sent to "
+        "It needs approval: it costs USD 60.00, over the approval threshold of USD 40.00. Nothing is sent to "
         "Gate until an approver other than <@U123> approves it. The request expires "
         "<!date^1795597200^{date_short_pretty} {time}|2026-11-25 09:00 UTC>.")
 

@@ -131,8 +131,8 @@ def status_explanation(order: OrderView, *, resume_on_deposit: bool = True) -> s
         until = f" The request expires {slack_date(expires)}." if isinstance(expires, datetime) else ""
         why = esc(truncate((order.status_reason or "").strip().removeprefix("Needs approval: ").rstrip("."),
                            REASON_LIMIT))
-        return (f"Waiting for approval{': ' + why if why else ''}. Nothing is sent to Gate until an approver "
-                f"other than {requester} approves it.{until}")
+        because = f"It needs approval: {why}. " if why else ""  # the status line above already says "waiting"
+        return (f"{because}Nothing is sent to Gate until an approver other than {requester} approves it.{until}")
     if status == "rejected" and order.error_code in ("approval_rejected", "approval_expired"):
         decided = (order.status_reason or "").strip().rstrip(".")
         if order.error_code == "approval_expired":
