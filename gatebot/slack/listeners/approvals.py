@@ -190,7 +190,8 @@ def _approve(deps: Deps) -> Any:
         except (ApprovalRefused, BatchRefused) as exc:
             await reply(error_message(str(exc)))
         except GateDown as exc:
-            await reply(error_message(f"{_label(target).capitalize()} was not approved: {exc} The request stays "
+            label = _label(target)
+            await reply(error_message(f"{label[0].upper()}{label[1:]} was not approved: {exc} The request stays "
                                       "open; approve it again once Gate is back."))
 
     return approve
