@@ -6,8 +6,9 @@ cancel — each a compare-and-set on the batch's status, so a double click or a 
   every row as an ``Order`` with its own idempotency key, external_ref and exact body (encrypted, with the
   customer account), status ``queued``. Nothing is sent here: the runner sends the rows.
 * Approval: the same four-eyes rule as an order (``OrderService.approver_refusal`` →
-  ``access.approval_refusal``), the same policy TTL; rejection or expiry ends every row ``rejected``
-  without a Gate call.
+  ``access.approval_refusal``), the same policy TTL and, as for an order, no approval while the Gate
+  circuit is open (the request stays open); rejection or expiry ends every row ``rejected`` without a
+  Gate call. :meth:`Lifecycle.open_approvals` and :meth:`Lifecycle.products` are what a request shows.
 * Pause/resume/cancel: the requester or an admin (``access.batch_control_refusal``). Cancel ends the rows
   not sent yet (``queued``) and those Gate refused for funds (``waiting_funds``) as ``rejected``, without a
   Gate call; rows already at Gate go on.
@@ -30,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from gatebot.access import batch_control_refusal
-from gatebot.bulk.model import BatchRefused
+from gatebot.bulk.model import BatchRefused, ProductCount
 from gatebot.bulk.planning import Planning
 from gatebot.orders import APPROVAL_EXPIRED, APPROVAL_REJECTED
 from gatebot.store import repo
@@ -124,8 +125,14 @@ class Lifecycle(Planning):
     # -- four eyes ------------------------------------------------------------------------------------------
     async def approve(self, batch_id: int, approver: str, *, roles: Iterable[str] = ()) -> Batch:
         """Approve a batch awaiting approval: it starts (the runner sends its rows). Raises
-        :class:`~gatebot.bulk.BatchRefused` (not an approver, own batch, decided, expired)."""
-        return await self._decide(batch_id, approver, list(roles), BatchStatus.RUNNING, reason=None)
+        :class:`~gatebot.bulk.BatchRefused` (not an approver, own batch, decided, expired) or
+        :class:`~gatebot.orders.GateDown` (the circuit is open: the request stays open, as for an order)."""
+        held = list(roles)
+        why = await self.decision_refusal(batch_id, approver, roles=held)
+        if why is not None:
+            raise BatchRefused(why)
+        await self.orders._require_gate()
+        return await self._decide(batch_id, approver, held, BatchStatus.RUNNING, reason=None)
 
     async def reject(self, batch_id: int, approver: str, reason: str, *, roles: Iterable[str] = ()) -> Batch:
         """Reject a batch awaiting approval: every row ends ``rejected``, nothing is sent to Gate."""
@@ -133,6 +140,30 @@ class Lifecycle(Planning):
         if not reason:
             raise BatchRefused("Say why the batch is rejected (the requester is told the reason).")
         return await self._decide(batch_id, approver, list(roles), BatchStatus.REJECTED, reason=reason)
+
+    async def decision_refusal(self, batch_id: int, approver: str, *, roles: Iterable[str] = ()) -> str | None:
+        """Why ``approver`` may not decide batch ``batch_id`` now (recorded in the audit log), or ``None``:
+        asked before a surface opens a form to decide (the decision itself checks again)."""
+        held, now = list(roles), self.clock.now()
+
+        def check(s: Session) -> str | None:
+            batch = repo.get_batch(s, batch_id)
+            why = f"There is no batch B{batch_id}." if batch is None else self._refusal(batch, approver, held, now)
+            if why is not None:
+                repo.audit(s, actor=approver, action="batch.decide", target=f"B{batch_id}", allowed=False,
+                           detail=why, now=now)
+            return why
+
+        return await self.db.run(check)
+
+    async def open_approvals(self, *, limit: int = 100) -> list[Batch]:
+        """Batches waiting for a decision, oldest first."""
+        return await self.db.run(lambda s: repo.batches_in(s, [BatchStatus.AWAITING_APPROVAL], limit=limit))
+
+    async def products(self, batch_id: int) -> list[ProductCount]:
+        """How many of the batch's rows order each product, most rows first (a request shows it)."""
+        counts = await self.db.run(lambda s: repo.batch_product_counts(s, batch_id))
+        return [ProductCount(pid, name, n) for pid, name, n in counts]
 
     def _refusal(self, batch: Batch, approver: str, roles: list[str], now: datetime) -> str | None:
         if batch.state is not BatchStatus.AWAITING_APPROVAL:

@@ -208,6 +208,7 @@ def progress_line(p: BatchProgress) -> str:
 def _batch_action(args: argparse.Namespace, settings: Settings, number: int) -> int:
     from gatebot.bulk import BatchRefused
     from gatebot.cli.approvals import _approver_roles
+    from gatebot.orders import GateDown
 
     who = _who(args)
     reason = clean(args.reason or "", limit=500, what="--reason")
@@ -237,7 +238,7 @@ def _batch_action(args: argparse.Namespace, settings: Settings, number: int) -> 
                 await _write_results(c, number, who, out)
                 return 0
             print(progress_line(await c.bulk.progress(number)))
-        except BatchRefused as exc:
+        except (BatchRefused, GateDown) as exc:  # refused, or Gate down: the request stays open
             print_err(str(exc))
             return 1
         return 0

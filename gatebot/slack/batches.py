@@ -8,6 +8,8 @@ Notifier` subscribes it next to its own order events, in every process that plac
   or there is no channel (App Home) — and records where with :meth:`BulkService.set_message`;
 * every later event (``batch.progress``, which the core throttles, ``batch.<status>``, ``batch.finished``)
   edits it in place (``chat.update``), re-rendered from the store;
+* a batch waiting for approval gets its request message in the approvers' channel, edited when decided, and
+  its requester a DM with the outcome (:meth:`ApprovalNotices.batch_event`, after the progress message);
 * ``batch.finished`` uploads the results CSV (:meth:`BulkService.results_csv`: codes, for the requester only)
   into the requester's DM with ``files_upload_v2`` — :func:`send_results`, which the "Download results again"
   button calls too.
@@ -27,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from gatebot.bulk import BatchRefused, BulkService
 from gatebot.events import Event
+from gatebot.slack.approval_notices import ApprovalNotices
 from gatebot.slack.blocks.bulk import MAX_SHOWN_FAILURES, BatchCard, batch_message
 from gatebot.slack.blocks.common import Message
 from gatebot.slack.failures import FALLBACK_ERRORS, SLACK_FAILURES, error_code
@@ -39,10 +42,9 @@ __all__ = ["BatchNotifier", "batch_card", "render_batch", "send_results"]
 log = logging.getLogger(__name__)
 
 
-
-async def batch_card(bulk: BulkService, batch: Batch) -> BatchCard:
-    """The non-count parts of a batch's message: its first failed rows (row and Gate's reason only), and
-    whether its results can still be downloaded."""
+async def batch_card(bulk: BulkService, batch: Batch, *, approval_channel: str | None = None) -> BatchCard:
+    """The non-count parts of a batch's message: its first failed rows (row and Gate's reason only),
+    whether its results can still be downloaded, and where approvers are asked (``approval_channel``)."""
     batch_id = batch.id or 0
     failed = await bulk.db.run(lambda s: repo.batch_rows_in(s, batch_id, [OrderStatus.FAILED],
                                                             limit=MAX_SHOWN_FAILURES))
@@ -51,13 +53,16 @@ async def batch_card(bulk: BulkService, batch: Batch) -> BatchCard:
     available = (batch.confirmed_at is not None and batch.finished_at is not None and batch.source_enc is not None
                  and (batch.results_expire_at is None or now < batch.results_expire_at))
     return BatchCard(requester=batch.requester, source_name=batch.source_name, origin_channel=batch.origin_channel,
-                     failures=failures, results_available=available, approval_reason=batch.approval_reason)
+                     failures=failures, results_available=available, approval_reason=batch.approval_reason,
+                     approval_channel=approval_channel)
 
 
-async def render_batch(bulk: BulkService, batch: Batch, *, controls: bool = True) -> Message:
+async def render_batch(bulk: BulkService, batch: Batch, *, controls: bool = True,
+                       approval_channel: str | None = None) -> Message:
     """The batch's message as the store says now."""
     progress = await bulk.progress(batch.id or 0)
-    return batch_message(progress, await batch_card(bulk, batch), controls=controls, now=bulk.clock.now())
+    card = await batch_card(bulk, batch, approval_channel=approval_channel)
+    return batch_message(progress, card, controls=controls, now=bulk.clock.now())
 
 
 async def _dm_channel(client: AsyncWebClient, user: str) -> str | None:
@@ -97,9 +102,10 @@ async def send_results(bulk: BulkService, client: AsyncWebClient, batch_id: int,
 class BatchNotifier:
     """Posts and edits batches' progress messages; DMs the results when a batch finishes."""
 
-    def __init__(self, bulk: BulkService, client: AsyncWebClient) -> None:
+    def __init__(self, bulk: BulkService, client: AsyncWebClient, *, approvals: ApprovalNotices | None = None) -> None:
         self.bulk = bulk
         self.client = client
+        self.approvals = approvals
         self._tails: dict[int, asyncio.Task[None]] = {}
 
     async def handle(self, event: Event) -> None:
@@ -136,7 +142,8 @@ class BatchNotifier:
         batch = await self.bulk.get(batch_id)
         if batch is None or batch.state is BatchStatus.PLANNED:
             return
-        message = await render_batch(self.bulk, batch)
+        channel = self.approvals.channel if self.approvals is not None else None
+        message = await render_batch(self.bulk, batch, approval_channel=channel)
         if batch.message_ts is None or batch.message_channel is None:
             await self._post(batch, message)
         else:
@@ -144,6 +151,8 @@ class BatchNotifier:
                 await self.client.chat_update(channel=batch.message_channel, ts=batch.message_ts, **message)
             except SLACK_FAILURES as exc:
                 log.warning("batch %s: could not update its progress message (%s)", batch.number, error_code(exc))
+        if self.approvals is not None:
+            await self.approvals.batch_event(event, batch)
         if event.kind == "batch.finished":
             problem = await send_results(self.bulk, self.client, batch_id, batch.requester)
             if problem is not None:

@@ -12,7 +12,8 @@
   thread (:func:`~gatebot.slack.blocks.messages.order_thread_note`), so the thread holds the history.
 * ``approval.*`` events go to :class:`~gatebot.slack.approval_notices.ApprovalNotices` on the same chain:
   the approvers' request message, edited when decided, and the requester's DM with the outcome.
-* ``batch.*`` events go to :class:`~gatebot.slack.batches.BatchNotifier` (one progress message per batch).
+* ``batch.*`` events go to :class:`~gatebot.slack.batches.BatchNotifier` (one progress message per batch; a
+  batch's approval request through the same :class:`ApprovalNotices`).
 * ``order.completed`` DMs the requester the code (:func:`~gatebot.slack.blocks.messages.order_delivery_dm`)
   exactly once — ``dm_sent`` is claimed with a compare-and-set, so two processes never both send it — while
   the channel message only says "delivered". A DM that failed (Slack down) is retried by
@@ -106,9 +107,11 @@ class Notifier:
         self._dms: dict[str, str] = {}
         self._last_retry: datetime | None = None
         self.approvals = ApprovalNotices(db=services.db, clock=services.clock, orders=services.orders,
-                                         settings=services.settings, client=client, dm_channel=self._dm_channel)
-        #: Bulk batches' progress messages and results (a batch's rows get no message of their own).
-        self.batches = BatchNotifier(services.bulk, client)
+                                         settings=services.settings, client=client, dm_channel=self._dm_channel,
+                                         batches=services.bulk)
+        #: Bulk batches' progress messages and results (a batch's rows get no message of their own), and
+        #: their approval requests.
+        self.batches = BatchNotifier(services.bulk, client, approvals=self.approvals)
 
     def subscribe(self, events: EventBus | None = None) -> None:
         bus = events or self.core.events

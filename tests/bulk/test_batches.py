@@ -12,7 +12,7 @@ import pytest
 from gatebot.bulk import BATCH_CANCELLED, BatchRefused, BulkInvalid
 from gatebot.config import SpendLimit
 from gatebot.money import Money
-from gatebot.orders import APPROVAL_EXPIRED, APPROVAL_REJECTED, ApprovalPolicy
+from gatebot.orders import APPROVAL_EXPIRED, APPROVAL_REJECTED, ApprovalPolicy, GateDown
 from gatebot.store import repo
 from gatebot.store.models import BatchStatus, Order, OrderStatus
 
@@ -59,6 +59,31 @@ async def test_the_batch_total_needs_approval_and_a_second_person_gives_it(bulk:
     await bulk.service.run_batch(plan.batch_id)
     assert bulk.p.creates() == 5
     assert "batch.awaiting_approval" in bulk.kinds and "batch.running" in bulk.kinds
+
+
+async def test_a_batch_approved_while_gate_is_down_stays_open_and_says_what_it_holds(bulk: Bulk) -> None:
+    policy(bulk, approval_over={"USD": usd("10")})
+    plan = await bulk.service.plan(csv_bytes(voucher_rows(3) + topup_rows(2, start=4)), requester="U123",
+                                   source_name="f.csv")
+    await bulk.service.confirm(plan.batch_id, "U123")
+    assert [(p.product_id, p.rows) for p in await bulk.service.products(plan.batch_id)] == [(101, 3), (456, 2)]
+    assert [b.id for b in await bulk.service.open_approvals()] == [plan.batch_id]
+    assert "four-eyes" in (await bulk.service.decision_refusal(plan.batch_id, "U123", roles=FINANCE) or "")
+    assert await bulk.service.decision_refusal(plan.batch_id, "U777", roles=FINANCE) is None
+
+    async def down() -> bool:
+        return False
+
+    gate_available = bulk.p.service._gate_available
+    bulk.p.service._gate_available = down
+    with pytest.raises(GateDown):
+        await bulk.service.approve(plan.batch_id, "U777", roles=FINANCE)
+    with pytest.raises(BatchRefused, match="four-eyes"):  # a refusal still comes first
+        await bulk.service.approve(plan.batch_id, "U123", roles=FINANCE)
+    assert (await bulk.service.progress(plan.batch_id)).status is BatchStatus.AWAITING_APPROVAL
+    bulk.p.service._gate_available = gate_available
+    assert (await bulk.service.approve(plan.batch_id, "U777", roles=FINANCE)).state is BatchStatus.RUNNING
+    assert await bulk.service.open_approvals() == [] and bulk.p.creates() == 0
 
 
 async def test_rejection_and_expiry_end_every_row_without_a_gate_call(bulk: Bulk) -> None:

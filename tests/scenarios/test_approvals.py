@@ -107,10 +107,10 @@ async def test_a_request_is_approved_by_finance_and_sent_once(harness: Harness) 
     assert h.gate_creates() == 1
 
 
-def _crafted(h: Harness, user: str, message: Message, order_id: int | None,
+def _crafted(h: Harness, user: str, message: Message, order_id: int | str | None,
              action_id: str = ids.APPROVAL_APPROVE) -> tuple[bytes, str]:
     """A ``block_actions`` as Slack would send it for a click on ``message`` whose button names ``order_id``
-    (a hand-made payload: the message need not hold such a button)."""
+    (or a batch: ``"B3"``; a hand-made payload: the message need not hold such a button)."""
     import json
     from urllib.parse import urlencode
 

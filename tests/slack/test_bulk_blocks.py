@@ -3,6 +3,7 @@ Slack's limits, the modal's metadata, and where the bot token may go with a file
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from decimal import Decimal
@@ -45,6 +46,9 @@ def test_a_batch_waiting_for_approval_says_so_and_how_it_gets_approved() -> None
     text = json.dumps(batch_message(progress(BatchStatus.AWAITING_APPROVAL), card)["blocks"])
     assert "Waiting for approval" in text and "USD 170.00 is over USD 100.00" in text
     assert "gatebot bulk approve B7" in text
+    asked = dataclasses.replace(card, approval_channel="CAPPROVE")
+    text = json.dumps(batch_message(progress(BatchStatus.AWAITING_APPROVAL), asked)["blocks"])
+    assert "Waiting for approval in <#CAPPROVE>" in text and "gatebot bulk approve B7" in text  # the CLI: a fallback
 
 
 def test_progress_counts_cost_eta_and_the_first_failed_rows() -> None:

@@ -4,7 +4,9 @@ states, and a batch's progress message.
 The progress message says where a batch is — a text progress bar, placed / completed / failed / waiting
 counts, the cost so far, an ETA, why the first few failed rows failed — and carries Pause / Resume / Cancel
 and "Download results again" as the batch's status allows. It NEVER holds a code or an account value: it is
-built from counts, money and Gate's reasons only (the results file goes to the requester's DM).
+built from counts, money and Gate's reasons only (the results file goes to the requester's DM). A batch
+waiting for approval says in which channel approvers are asked (the request message itself is
+:func:`~gatebot.slack.blocks.approvals.batch_approval_request`), with the terminal's way as a fallback.
 
 Pure functions: must not import slack_bolt/slack_sdk, the store, or do I/O.
 """
@@ -195,6 +197,7 @@ class BatchCard:
     failures: tuple[tuple[int, str], ...] = ()
     results_available: bool = False
     approval_reason: str | None = None
+    approval_channel: str | None = None
 
 
 def progress_bar(fraction: float) -> str:
@@ -234,9 +237,11 @@ def batch_message(progress: BatchProgress, card: BatchCard, *, controls: bool = 
     blocks: list[Block] = [section(head), section(progress_bar(progress.fraction)), *fields_sections(counts)]
     if progress.status is BatchStatus.AWAITING_APPROVAL:
         why = f" ({esc(truncate(card.approval_reason, 300))})" if card.approval_reason else ""
-        how = f"`gatebot bulk approve {progress.number} --as <id>`"
-        blocks.append(section(f":raised_hand: Waiting for approval{why}: nothing is sent until an approver "
-                              f"approves batch {progress.number} ({how})."))
+        where = f" in {channel_mention(card.approval_channel)}" if card.approval_channel else ""
+        blocks.append(section(f":raised_hand: Waiting for approval{where}{why}: nothing is sent until an approver "
+                              f"approves batch {progress.number}."))
+        blocks.append(context(f"Approvers can also use `{ids.COMMAND} approvals`, or from a terminal "
+                              f"`gatebot bulk approve {progress.number} --as <id>`."))
     elif progress.status_reason:
         blocks.append(context(esc(truncate(progress.status_reason, 500))))
     if card.failures:

@@ -35,6 +35,7 @@ from gatebot.bulk.csvfile import MAX_BYTES
 from gatebot.finance.exports import to_csv
 from gatebot.orders import GateDown
 from gatebot.slack import grammar, ids
+from gatebot.slack.approval_notices import approvers_channel
 from gatebot.slack.batches import render_batch, send_results
 from gatebot.slack.blocks.bulk import BulkMeta, bulk_modal, checking_view, placing_view, summary_view
 from gatebot.slack.blocks.common import Message, channel_mention, code, message, section, truncate
@@ -336,5 +337,5 @@ async def batch_lookup(deps: Deps, *, viewer: str, ref: str, roles: frozenset[st
         await deps.record_audit(actor=viewer, action="batch.view", target=batch.number, allowed=False,
                                 detail="not the requester and no support role")
         return denied_message(what="looking up other people's batches", role=grammar.ROLE_SUPPORT)
-    found = await render_batch(deps.bulk, batch, controls=False)
+    found = await render_batch(deps.bulk, batch, controls=False, approval_channel=approvers_channel(deps.settings))
     return with_note(found, f"Its rows are orders: look one up with {code(f'{ids.COMMAND} order <external_ref>')}.")

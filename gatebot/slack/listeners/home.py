@@ -6,9 +6,9 @@ Routing table::
 
 What the dashboard holds depends on the viewer's roles (the builder decides the layout): balances (the
 last reading gatebot stored when it is recent, else Gate with a short deadline), API health (database,
-Gate circuit, jobs — no live probe, Home opens often), open alerts, the approval requests waiting for
-the viewer's decision and their own, the viewer's recent orders and, for ops, the "New order" button
-(handled in order_flow). Events are acked by Bolt before this runs.
+Gate circuit, jobs — no live probe, Home opens often), open alerts, the approval requests (orders and bulk
+batches) waiting for the viewer's decision and their own, the viewer's recent orders and, for ops, the
+"New order" button (handled in order_flow). Events are acked by Bolt before this runs.
 Must not import the scheduler.
 """
 
@@ -31,7 +31,7 @@ from gatebot.slack.blocks.home import MAX_HOME_ORDERS, home_view
 from gatebot.slack.deps import Deps
 from gatebot.slack.grammar import ROLE_FINANCE, ROLE_OPS
 from gatebot.slack.listeners import SLACK_FAILURES, error_code
-from gatebot.slack.listeners.approvals import requests_for
+from gatebot.slack.listeners.approvals import OpenRequests, requests_for
 from gatebot.slack.listeners.commands import balance_alert_states
 from gatebot.store import repo
 
@@ -81,12 +81,14 @@ async def publish_home(deps: Deps, client: AsyncWebClient, user: str) -> None:
     report = await deps.status_report(probe_gate=False)
     alerts = await deps.db.run(lambda s: deps.status.open_alerts(s, now)) if roles and report.database_ok else []
     mine = await deps.db.run(lambda s: repo.list_orders(s, requester=user, limit=MAX_HOME_ORDERS))
-    waiting, requested = await requests_for(deps, user, roles) if report.database_ok else ([], [])
+    found = await requests_for(deps, user, roles) if report.database_ok else OpenRequests()
     approver = bool(roles & deps.orders.approval_policy.approver_roles)
     view = home_view(balances=balances, thresholds=deps.settings.gatebot_low_balance, health=report.checks(),
                      open_alerts=[alert_card(a) for a in alerts], recent_orders=mine, viewer_roles=roles,
                      alert_states=balance_alert_states(alerts), now=now,
-                     approvals=home_approval_blocks(waiting, requested, approver=approver))
+                     approvals=home_approval_blocks(found.waiting, found.mine, approver=approver,
+                                                    waiting_batches=found.waiting_batches,
+                                                    my_batches=found.my_batches))
     try:
         await client.views_publish(user_id=user, view=view)
     except SLACK_FAILURES as exc:

@@ -27,6 +27,7 @@ __all__ = [
     "add_batch",
     "add_batch_rows",
     "batch_orders",
+    "batch_product_counts",
     "batch_row_counts",
     "batch_rows_in",
     "batches_in",
@@ -132,6 +133,15 @@ def batch_row_counts(s: Session, batch_id: int) -> BatchRowCounts:
         if charged is not None:
             counts.charged[currency] = counts.charged.get(currency, Decimal(0)) + charged
     return counts
+
+
+def batch_product_counts(s: Session, batch_id: int) -> list[tuple[int, str, int]]:
+    """``(product id, product name, rows)`` of the batch, most rows first (one grouped query)."""
+    rows = func.count().label("rows")
+    query = (select(col(Order.product_id), func.max(col(Order.product_name)), rows)
+             .where(col(Order.batch_id) == batch_id).group_by(col(Order.product_id))
+             .order_by(rows.desc(), col(Order.product_id)))
+    return [(int(pid), str(name or "?"), int(n)) for pid, name, n in s.exec(query).all()]
 
 
 def count_rows(s: Session, batch_id: int, statuses: Sequence[OrderStatus]) -> int:
