@@ -49,7 +49,8 @@ from gatebot.store.db import Database, is_memory_sqlite, make_engine, normalize_
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
 
-    from gatebot.jobs import JobContext, JobSpec, LeadershipHook, Scheduler
+    from gatebot.jobs import JobContext, JobSpec
+    from gatebot.scheduler import LeadershipHook, Scheduler
     from gatebot.slack.deps import Deps, StatusSource
     from gatebot.slack.deps import Scheduler as SchedulerView
     from gatebot.slack.notifier import Notifier
@@ -413,7 +414,7 @@ def job_context(built: Core, poster: Poster, *, jobs: Sequence[JobSpec] | None =
 def build_scheduler(built: Core, poster: Poster, *, jobs: Sequence[JobSpec] | None = None,
                     lease_ttl: float | None = None, on_leadership: LeadershipHook | None = None) -> Scheduler:
     """The job scheduler (with its leader lease) over ``built``'s services."""
-    from gatebot.jobs import DEFAULT_LEASE_TTL, Scheduler
+    from gatebot.scheduler import DEFAULT_LEASE_TTL, Scheduler
 
     return Scheduler(job_context(built, poster, jobs=jobs), lease_ttl=lease_ttl or DEFAULT_LEASE_TTL,
                      on_leadership=on_leadership)

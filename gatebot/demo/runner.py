@@ -15,7 +15,7 @@ What lives here
       :func:`gatebot.slack.web.create_web_app`) served by uvicorn on another loopback port, its
       ``SLACK_API_URL`` pointing at the emulator, and a :class:`~gatebot.emulator.SlackDriver` that sends
       it signed requests as Slack would;
-    * the **scheduler** (:mod:`gatebot.jobs`) with the Slack alert poster.
+    * the **scheduler** (:mod:`gatebot.scheduler`) with the Slack alert poster.
 
 Time: the sandbox, the core, the jobs and the emulator share one clock that ``:time +1h`` advances.
 Interactive demos run on an :class:`~gatebot.clock.OffsetClock` (real time plus an offset) with the real
@@ -57,10 +57,11 @@ from gatebot.clock import Clock, ManualClock, OffsetClock
 from gatebot.config import Settings
 from gatebot.emulator import EmulatorServer, LoopbackServer, SlackDriver, Workspace
 from gatebot.health.job_runs import SCHEDULER_LEASE, register_job
-from gatebot.jobs import JobContext, JobOutcome, JobSpec, Scheduler, run_job
+from gatebot.jobs import JobContext, JobOutcome, JobSpec, run_job
 from gatebot.runtime import Core, build_core, build_runtime, build_scheduler, job_context
 from gatebot.sandbox.app import create_app as create_sandbox
 from gatebot.sandbox.simulator import SandboxConfig, Simulator
+from gatebot.scheduler import Scheduler
 from gatebot.store import repo
 from gatebot.store.db import make_engine, upgrade
 

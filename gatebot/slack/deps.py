@@ -73,7 +73,7 @@ class StatusSource(Protocol):
 
 
 class Scheduler(Protocol):
-    """The job scheduler ``run_http``/``run_socket`` start and stop with the app (``gatebot.jobs``)."""
+    """The job scheduler ``run_http``/``run_socket`` start and stop with the app (``gatebot.scheduler``)."""
 
     async def start(self) -> None: ...
     async def shutdown(self) -> None: ...

@@ -58,7 +58,7 @@ if __name__ == "__main__":
     parser.add_argument("--ttl", type=float, default=2.0)
     args = parser.parse_args()
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    jobs_log = logging.getLogger("gatebot.jobs")
+    jobs_log = logging.getLogger("gatebot.scheduler")
     jobs_log.setLevel(logging.INFO)
     jobs_log.addHandler(Started(args.name))
     asyncio.run(main(args.name, args.ttl))

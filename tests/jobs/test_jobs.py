@@ -15,10 +15,8 @@ from gatebot import monitor
 from gatebot.clock import ManualClock
 from gatebot.config import SANDBOX_API_KEY
 from gatebot.jobs import (
-    DEFAULT_LEASE_TTL,
     JobContext,
     JobSpec,
-    Scheduler,
     default_jobs,
     describe_error,
     run_job,
@@ -28,6 +26,7 @@ from gatebot.money import Money
 from gatebot.orders import OrderDraft
 from gatebot.runtime import build_runtime, until_stopped
 from gatebot.sandbox.catalog import ALWAYS_FAILS_PRODUCT_ID
+from gatebot.scheduler import DEFAULT_LEASE_TTL, Scheduler
 from gatebot.store import repo
 from tests.jobs.conftest import FINANCE, OPS, Harness
 
