@@ -2,7 +2,8 @@
 cancel — each a compare-and-set on the batch's status, so a double click or a retry does it once.
 
 * :meth:`Lifecycle.confirm` validates the saved file again (the store may have changed since the plan),
-  then in ONE transaction moves the batch ``planned → running`` (or ``awaiting_approval``) and inserts
+  then in ONE transaction checks the approvals policy and the daily limits under the spending lock (the
+  single order's rule), moves the batch ``planned → running`` (or ``awaiting_approval``) and inserts
   every row as an ``Order`` with its own idempotency key, external_ref and exact body (encrypted, with the
   customer account), status ``queued``. Nothing is sent here: the runner sends the rows.
 * Approval: the same four-eyes rule as an order (``OrderService.approver_refusal`` →
@@ -62,7 +63,8 @@ class Lifecycle(Planning):
         Confirming twice (a double click, a retried command) returns the same batch and saves nothing more.
         Raises :class:`~gatebot.bulk.BatchRefused` (not the uploader's, or cancelled) or
         :class:`~gatebot.bulk.BulkInvalid` when the file is no longer valid (e.g. a reference was taken
-        since the plan); nothing is saved then.
+        since the plan) or the batch would now go over a daily limit the policy refuses (orders placed
+        since the plan count); nothing is saved then.
         """
         batch = await self._require(batch_id)
         if batch.requester != requester:
@@ -73,10 +75,8 @@ class Lifecycle(Planning):
             return batch
         valid = await self._revalidate(batch)
         totals = valid.totals()
-        roles = frozenset(r for r in (batch.requester_roles or "").split(",") if r)
-        approval = await self._batch_approval(totals, requester, roles)
+        roles = repo.roles_of(batch.requester_roles)
         now = self.clock.now()
-        to = BatchStatus.AWAITING_APPROVAL if approval else BatchStatus.RUNNING
 
         def build() -> list[Order]:
             rows: list[Order] = []
@@ -93,11 +93,16 @@ class Lifecycle(Planning):
         # Thousands of encrypted rows take a while to build: off the event loop, and outside the transaction.
         rows = await asyncio.to_thread(build)
 
-        def save(s: Session) -> tuple[Batch, bool]:
+        def save(s: Session) -> tuple[Batch, str | None, bool]:
             fresh = repo.get_batch(s, batch_id)
             assert fresh is not None
             if fresh.state is not BatchStatus.PLANNED:
-                return fresh, False
+                return fresh, None, False
+            # The approvals policy and the daily limits against the spend as it is now, under the spending
+            # lock held until these rows are committed: an order saved meanwhile is counted, and none
+            # saved from now on can count without these rows.
+            approval = self._batch_approval(s, totals, requester, roles, now=now, lock=True)
+            to = BatchStatus.AWAITING_APPROVAL if approval else BatchStatus.RUNNING
             fresh.set_totals(totals)
             repo.set_batch_status(
                 s, fresh, to, now=now, confirmed_at=now, approval_reason=approval, totals_json=fresh.totals_json,
@@ -107,10 +112,10 @@ class Lifecycle(Planning):
             repo.audit(s, actor=requester, action="batch.confirm", target=fresh.number, allowed=True,
                        detail=f"{len(valid.quotes)} rows" + (f"; approval requested: {approval}" if approval else ""),
                        now=now)
-            return fresh, True
+            return fresh, approval, True
 
         try:
-            batch, changed = await self.db.run(save)
+            batch, approval, changed = await self.db.run(save)
         except repo.BatchConflict:  # confirmed (or dropped) concurrently: theirs stands
             return await self._require(batch_id)
         except IntegrityError:  # a reference taken between the validation and the insert: say which
@@ -119,7 +124,7 @@ class Lifecycle(Planning):
         if changed:
             log.info("batch %s confirmed: %d rows %s", batch.number, batch.rows,
                      "awaiting approval" if approval else "queued")
-            await self._publish(str(to), batch, by=requester, reason=approval)
+            await self._publish(batch.status, batch, by=requester, reason=approval)
         return batch
 
     # -- four eyes ------------------------------------------------------------------------------------------

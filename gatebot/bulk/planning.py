@@ -4,7 +4,8 @@ Every row goes through the single order's validation (``OrderService.validate_ma
 the store's facts loaded once for the whole file). On top, the rules only a file has: each row needs its
 own ``external_ref``, unique in the file (in any case: lookups ignore case) as in the store; an account
 column no product of the file takes is an unknown column. The approvals policy applies to the batch's
-total per currency, and so do the daily limits (a batch over a limit the policy refuses is invalid).
+total per currency, and so do the daily limits (a batch over a limit the policy refuses is invalid) — here
+early, and again under the spending lock in the unit of work that confirms the batch (``Lifecycle``).
 Nothing is saved while any row is invalid; a valid file is saved as a ``planned`` batch (the file itself
 encrypted: it holds customer accounts) so that a confirmation — a button pressed twice, a retried
 command — names that one batch.
@@ -19,6 +20,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import Session
 
@@ -27,7 +29,7 @@ from gatebot.bulk.csvfile import CsvFile, CsvRow, read_csv
 from gatebot.bulk.model import BulkInvalid, BulkPlan, Problem, ProductCount
 from gatebot.gate.models import ProductKind
 from gatebot.money import Money
-from gatebot.orders import OrderDraft, OrderInvalid, Quote
+from gatebot.orders import OrderDraft, OrderInvalid, OverLimit, Quote
 from gatebot.store import repo
 from gatebot.store.crypto import open_json, seal_json
 from gatebot.store.models import Batch, BatchStatus
@@ -70,9 +72,9 @@ class Planning(BulkBase):
         valid = await self.validate_file(data, requester=requester, roles=roles, origin_channel=origin_channel,
                                          test=test)
         totals = valid.totals()
-        approval = await self._batch_approval(totals, requester, roles)
+        now = self.clock.now()  # the early check: confirm() checks again, under the spending lock
+        approval = await self.db.run(lambda s: self._batch_approval(s, totals, requester, roles, now=now, lock=False))
         snapshot = await self.orders.balances(max_wait=balance_wait)
-        now = self.clock.now()
         counts = Counter(quote.product.id for _, _, quote in valid.quotes)
         names = {quote.product.id: quote.product.name for _, _, quote in valid.quotes}
         source = seal_json(self.cipher, {"csv": data.decode("utf-8-sig"), "test": test})
@@ -117,20 +119,21 @@ class Planning(BulkBase):
             raise BulkInvalid(sorted(problems, key=lambda p: (p.row or 0, p.column or "")))
         return ValidFile(file=file, quotes=tuple(quotes))
 
-    async def _batch_approval(self, totals: dict[str, Money], requester: str, roles: frozenset[str]) -> str | None:
-        """The approvals policy on the batch's total per currency: why it waits for a second person
-        (``None``: it starts once confirmed). Over a daily limit the policy refuses: :class:`BulkInvalid`."""
-        policy = self.orders.approval_policy
+    def _batch_approval(self, s: Session, totals: dict[str, Money], requester: str, roles: frozenset[str], *,
+                        now: datetime, lock: bool) -> str | None:
+        """The approvals policy on the batch's total per currency, as a step of the caller's unit of work: why
+        it waits for a second person (``None``: it starts once confirmed). The daily limits are the single
+        order's rule (``OrderService.over_limits``; ``lock`` as there); over one the policy refuses:
+        :class:`BulkInvalid`."""
         reasons: list[str] = []
         for cur, total in sorted(totals.items()):
-            if (reason := policy.threshold_reason(total)) is not None:
+            if (reason := self.orders.approval_policy.threshold_reason(total)) is not None:
                 reasons.append(reason.replace("it costs", f"the batch's {cur} total is", 1))
-            for use in await self.orders.limit_uses(requester, roles, cur):
-                if use.exceeded_by(total):
-                    if policy.over_limit == "refuse":
-                        raise BulkInvalid([Problem(None, None, use.message(total).replace("This order", "This batch", 1)
-                                                   + " Ask finance to raise it, or split the file.")])
-                    reasons.append(use.reason())
+            try:
+                reasons.extend(self.orders.over_limits(s, total, requester, roles, now=now, lock=lock))
+            except OverLimit as over:
+                raise BulkInvalid([Problem(None, None, over.use.message(total).replace("This order", "This batch", 1)
+                                           + " Ask finance to raise it, or split the file.")]) from None
         return "; ".join(reasons) or None
 
     async def _column_problems(self, file: CsvFile,

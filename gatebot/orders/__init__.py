@@ -23,7 +23,8 @@ event on the bus; ``order.created`` is published when the intent is saved.
 
 The package, one module per part: ``model`` (drafts, quotes, errors), ``validation_rules`` and
 ``validation``, ``balances``, ``recording`` (Gate's answers), ``submit`` (quote, intent, submit),
-``tracking`` (track, recover, resume), ``policy`` and ``spending`` (approval threshold, daily limits),
+``tracking`` (track, recover, resume), ``policy`` and ``spending`` (approval threshold, daily limits,
+checked again under a lock in the unit of work that saves an intent),
 ``approvals`` (approve, reject, expire), ``drafts`` (a person's reviewed draft between review and
 place) and ``service`` (:class:`OrderService`, assembled from those parts). Import from here.
 
@@ -44,6 +45,7 @@ from gatebot.orders.model import (
 )
 from gatebot.orders.policy import LIMIT_WINDOW, ApprovalPolicy, LimitUse
 from gatebot.orders.service import OrderService
+from gatebot.orders.spending import OverLimit
 from gatebot.orders.submit import BACKOFF, SUBMIT_GRACE, new_external_ref, new_idempotency_key
 from gatebot.orders.tracking import SINGLE_FETCH_LIMIT
 from gatebot.orders.validation_rules import account_fields_for, parse_account_lines
@@ -66,6 +68,7 @@ __all__ = [
     "OrderDraft",
     "OrderInvalid",
     "OrderService",
+    "OverLimit",
     "Quote",
     "TrackResult",
     "account_fields_for",

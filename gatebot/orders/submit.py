@@ -70,7 +70,9 @@ class Submitting(Validation, Balances, Spending, Recording):
             raise OrderInvalid({"balance": (
                 f"Not enough {cost.currency}: this order costs {cost} and {available} is available "
                 f"(short by {short}). Ask finance for a deposit, then try again.")})
-        approval = await self._approval_reason(cost, draft)
+        now = self.clock.now()  # the early check, for the modal's inline error; _save_intent's is the authority
+        approval = await self.db.run(lambda s: self._approval_reason(
+            s, cost, draft.requester, draft.requester_roles, now=now, lock=False))
         return Quote(product=product, request=request, cost=cost, available=available,
                      balance_cached=snapshot.cached, approval=approval)
 
@@ -97,15 +99,18 @@ class Submitting(Validation, Balances, Spending, Recording):
                 return existing, False
         quote = await self.quote(draft)
         order, created = await self._save_intent(quote, draft)
-        if not created or quote.needs_approval:
+        if not created or order.status == OrderStatus.AWAITING_APPROVAL:
             return order, created  # an approval request is sent by approve(), never here
         return await self.submit(order_id_of(order), actor=actor or draft.requester), True
 
     async def save_intent(self, quote: Quote, draft: OrderDraft) -> Order:
         """Commit the order with a new idempotency key and its full body — before anything is sent.
 
-        A quote that needs approval is saved ``awaiting_approval`` (see ``Approvals``): it is sent only
-        when a second person approves it, with this key and body."""
+        The approval rule and the daily limits are checked again as part of the save, against the spend
+        as it is then (the quote's check may be stale: another order may have been saved since): over a
+        limit the policy refuses raises :class:`OrderInvalid` (``limit``) and saves nothing. An order
+        that needs approval is saved ``awaiting_approval`` (see ``Approvals``): it is sent only when a
+        second person approves it, with this key and body."""
         order, _ = await self._save_intent(quote, draft)
         return order
 
@@ -132,14 +137,21 @@ class Submitting(Validation, Balances, Spending, Recording):
         return order
 
     async def _save_intent(self, quote: Quote, draft: OrderDraft) -> tuple[Order, bool]:
-        """The intent, committed (its own unit of work) when this returns; ``False``: the draft's order."""
+        """The intent, committed (its own unit of work) when this returns; ``False``: the draft's order.
+
+        The unit of work starts with the approval rule under the spending lock (:meth:`over_limits`), so
+        the spend it reads cannot grow before this intent is part of it."""
         now = self.clock.now()
-        awaiting = quote.approval is not None
-        expires = now + self.approval_policy.ttl if awaiting else None
         product = quote.product
         chosen: list[str] = []
+        approval: list[str | None] = []
 
         def insert(s: Session) -> Order:
+            reason = self._approval_reason(s, quote.cost, draft.requester, draft.requester_roles, now=now,
+                                           lock=True)
+            approval.append(reason)
+            awaiting = reason is not None
+            expires = now + self.approval_policy.ttl if awaiting else None
             for _ in range(5):
                 ref = quote.request.external_ref or new_external_ref(now)
                 if quote.request.external_ref or not repo.external_ref_exists(s, ref):
@@ -147,14 +159,14 @@ class Submitting(Validation, Balances, Spending, Recording):
             order = self.intent_order(
                 quote, draft, external_ref=ref, now=now,
                 status=OrderStatus.AWAITING_APPROVAL if awaiting else OrderStatus.SUBMITTING,
-                reason=f"Needs approval: {quote.approval}." if awaiting else None, approval_expires_at=expires,
+                reason=f"Needs approval: {reason}." if awaiting else None, approval_expires_at=expires,
                 next_attempt_at=None if awaiting else now + SUBMIT_GRACE)
             chosen.append(ref)
             if not awaiting:
                 return repo.add_order(s, order, actor=draft.requester, note="intent saved")
-            repo.add_order(s, order, actor=draft.requester, note=f"approval requested: {quote.approval}")
+            repo.add_order(s, order, actor=draft.requester, note=f"approval requested: {reason}")
             repo.audit(s, actor=draft.requester, action="approval.request", target=order.number, allowed=True,
-                       detail=f"{quote.cost}: {quote.approval}", now=now)
+                       detail=f"{quote.cost}: {reason}", now=now)
             return order
 
         try:
@@ -177,11 +189,12 @@ class Submitting(Validation, Balances, Spending, Recording):
             if errors:
                 raise OrderInvalid(errors) from None
             raise
+        reason = approval[-1]
         log.info("order #%s intent saved (%s, ref %s)%s", order.id, product.name, order.external_ref,
-                 "; awaiting approval" if awaiting else "")
+                 "; awaiting approval" if reason else "")
         await self._emit("order.created", order)
-        if awaiting:
-            await self._emit("approval.requested", order, by=draft.requester, reason=quote.approval)
+        if reason:
+            await self._emit("approval.requested", order, by=draft.requester, reason=reason)
         return order, True
 
     async def submit(self, order_id: int, *, actor: str = "system:submit") -> Order:

@@ -12,9 +12,9 @@ import pytest
 from gatebot.bulk import BATCH_CANCELLED, BatchRefused, BulkInvalid
 from gatebot.config import SpendLimit
 from gatebot.money import Money
-from gatebot.orders import APPROVAL_EXPIRED, APPROVAL_REJECTED, ApprovalPolicy, GateDown
+from gatebot.orders import APPROVAL_EXPIRED, APPROVAL_REJECTED, ApprovalPolicy, GateDown, OrderDraft
 from gatebot.store import repo
-from gatebot.store.models import BatchStatus, Order, OrderStatus
+from gatebot.store.models import Batch, BatchStatus, Order, OrderStatus
 
 from .conftest import Bulk, csv_bytes, topup_rows, voucher_rows
 
@@ -108,6 +108,36 @@ async def test_a_batch_over_a_daily_limit_is_refused_or_sent_for_approval(bulk: 
     policy(bulk, daily_limits=(SpendLimit(usd("50")),), over_limit="approval")
     plan = await bulk.service.plan(csv_bytes(voucher_rows(5)), requester="U123", source_name="f.csv")
     assert plan.approval is not None and "daily limit of USD 50.00" in plan.approval
+
+
+@pytest.mark.parametrize("over_limit", ["refuse", "approval"])
+async def test_a_confirmation_racing_a_single_order_keeps_the_daily_limit(bulk: Bulk, over_limit: str) -> None:
+    """The plan and the order's quote both pass (USD 60 each, USD 100 a day); then both save at once. The check
+    inside each save sees the other's spend: one of them is refused (or waits for approval), never both out."""
+    policy(bulk, daily_limits=(SpendLimit(usd("100")),), over_limit=over_limit)
+    plan = await bulk.service.plan(csv_bytes(voucher_rows(3)), requester="U123", source_name="f.csv")
+    order_draft = OrderDraft(product=101, quantity=3, requester="U123")
+    quote = await bulk.p.service.quote(order_draft)
+
+    batch, order = await asyncio.gather(bulk.service.confirm(plan.batch_id, "U123"),
+                                        bulk.p.service.save_intent(quote, order_draft), return_exceptions=True)
+
+    with bulk.p.db.session() as s:
+        spent = repo.spent_since(s, currency="USD", since=bulk.p.clock.now() - timedelta(days=1))
+        batch_now = repo.get_batch(s, plan.batch_id)
+    assert batch_now is not None
+    going_out = [o for o in (batch, order) if isinstance(o, Order) and o.status == OrderStatus.SUBMITTING]
+    going_out += [b for b in (batch, order) if isinstance(b, Batch) and b.state is BatchStatus.RUNNING]
+    assert len(going_out) == 1
+    if over_limit == "refuse":
+        assert spent == Decimal("60")
+        [lost] = [r for r in (batch, order) if isinstance(r, Exception)]
+        assert "would go over your daily limit of USD 100.00: USD 60.00 used" in str(lost)
+        assert (batch_now.state is BatchStatus.PLANNED) == isinstance(lost, BulkInvalid)
+    else:
+        assert spent == Decimal("120")  # both saved: the one over the limit awaits approval, and counts
+        waiting = [r for r in (batch, order) if isinstance(r, Order | Batch) and "awaiting" in r.status]
+        assert len(waiting) == 1
 
 
 # -- confirmation ---------------------------------------------------------------------------------------------

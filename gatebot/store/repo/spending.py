@@ -4,6 +4,9 @@ What an order "spends" is its estimated cost, from the moment its intent is save
 included), unless it ended without a charge: ``rejected`` (by Gate, by an approver, or expired) and
 ``failed`` (Gate returns the charge) do not count.
 
+:func:`lock_spending` serialises the daily-limit check with the save it guards, across tasks, threads and
+processes: the check reads the spend, the save adds to it, and two such units interleaved would both pass.
+
 Must not import Slack, the scheduler, the Gate client or ``db``.
 """
 
@@ -13,12 +16,40 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Final
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from gatebot.store.models import Order, OrderStatus
 
 #: Orders that ended without spending anything.
 NOT_SPENT: Final = frozenset({OrderStatus.REJECTED, OrderStatus.FAILED})
+
+#: The PostgreSQL advisory lock key of the spending check (``gbspend`` in ASCII; no other lock uses it).
+SPENDING_LOCK_KEY: Final = 0x67627370656E64
+
+
+def lock_spending(s: Session) -> None:
+    """Hold the store's spending lock until the caller's transaction ends; call it before reading the spend.
+
+    PostgreSQL: ``pg_advisory_xact_lock`` on one key for all spending. One key, not one per person or role:
+    an order counts against its requester's limit AND every role limit its requester holds, and a batch
+    against those in each of its currencies, so per-scope keys would have to be taken several at a time in
+    one order to avoid deadlocks. The lock is held only for the few statements of a check and an insert,
+    and orders are placed by people, so one key costs nothing measurable and cannot be wrong.
+
+    SQLite: ``BEGIN IMMEDIATE``, the database's write lock, taken before the spend is read (Python's
+    sqlite3 begins a transaction only at the first write, so a plain read would see a spend another
+    process is about to add to). Within a process the store runs every unit of work on one thread anyway.
+    A transaction already open has written, so it holds the write lock already.
+    """
+    connection = s.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SPENDING_LOCK_KEY})
+    elif connection.dialect.name == "sqlite":
+        raw = connection.connection.dbapi_connection
+        assert raw is not None  # the session's connection is checked out
+        if not raw.in_transaction:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def roles_column(roles: frozenset[str] | set[str] | None) -> str | None:
