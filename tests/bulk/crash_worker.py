@@ -15,6 +15,7 @@ from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY, load_settings
 from gatebot.runtime import core
 from gatebot.store import repo
 from gatebot.store.models import BatchStatus
+from tests.relay import wait_for_go
 
 
 def batch_file(rows: int) -> bytes:
@@ -24,11 +25,13 @@ def batch_file(rows: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-async def run(database_url: str, gate_url: str, rows: int) -> None:
+async def run(database_url: str, gate_url: str, rows: int, *, wait_go: bool) -> None:
     settings = load_settings(database_url=database_url, gate_api_url=gate_url, gate_api_key=SANDBOX_API_KEY,
                              gate_agent_id=SANDBOX_AGENT_ID, gatebot_env="development", gate_timeout=2.0,
                              gatebot_bulk_rate=100)
     async with core(settings) as c:
+        if wait_go:
+            await asyncio.to_thread(wait_for_go)
         print("START", flush=True)
         if await c.orders.product(101) is None:
             await c.orders.refresh_catalog()
@@ -52,8 +55,9 @@ def main() -> None:
     parser.add_argument("--db", required=True)
     parser.add_argument("--gate", required=True)
     parser.add_argument("--rows", type=int, default=200)
+    parser.add_argument("--wait-go", action="store_true", help="start work only when a line arrives on stdin")
     args = parser.parse_args()
-    asyncio.run(run(args.db, args.gate, args.rows))
+    asyncio.run(run(args.db, args.gate, args.rows, wait_go=args.wait_go))
 
 
 if __name__ == "__main__":

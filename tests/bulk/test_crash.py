@@ -10,10 +10,8 @@ requests plus a process start per kill.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -26,8 +24,8 @@ from gatebot.store import repo
 from gatebot.store.db import Database, make_engine, upgrade
 from gatebot.store.models import BatchStatus
 from tests.conftest import StartSandbox
+from tests.relay import Relay
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 ROWS = 200
 
@@ -50,9 +48,9 @@ def test_sigkill_during_a_batch_never_loses_or_doubles_a_row(tmp_path: Path,
     cmd = [sys.executable, "-m", "tests.bulk.crash_worker", "--db", db_url, "--gate", gate, "--rows", str(ROWS)]
     kills = starts = 0
     deadline = time.monotonic() + 120
+    relay = Relay(cmd)  # the next worker warms up while this one runs
     while time.monotonic() < deadline:
-        worker = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        worker = relay.start()
         starts += 1
         assert worker.stdout is not None
         first = worker.stdout.readline()
@@ -69,6 +67,7 @@ def test_sigkill_during_a_batch_never_loses_or_doubles_a_row(tmp_path: Path,
         break
     else:
         pytest.fail("the worker did not finish in time")
+    relay.close()
     assert kills >= 5
 
     gate_orders = _admin(gate, "orders")["items"]

@@ -13,12 +13,15 @@ import asyncio
 from gatebot.config import SANDBOX_AGENT_ID, SANDBOX_API_KEY, load_settings
 from gatebot.orders import OrderDraft
 from gatebot.runtime import core
+from tests.relay import wait_for_go
 
 
-async def run(database_url: str, gate_url: str, count: int) -> None:
+async def run(database_url: str, gate_url: str, count: int, *, wait_go: bool) -> None:
     settings = load_settings(database_url=database_url, gate_api_url=gate_url, gate_api_key=SANDBOX_API_KEY,
                              gate_agent_id=SANDBOX_AGENT_ID, gatebot_env="development", gate_timeout=2.0)
     async with core(settings) as c:
+        if wait_go:
+            await asyncio.to_thread(wait_for_go)
         if await c.orders.product(101) is None:
             await c.orders.refresh_catalog()
         recovered = await c.orders.recover(everything=True)
@@ -43,8 +46,9 @@ def main() -> None:
     parser.add_argument("--db", required=True)
     parser.add_argument("--gate", required=True)
     parser.add_argument("--count", type=int, default=50)
+    parser.add_argument("--wait-go", action="store_true", help="start work only when a line arrives on stdin")
     args = parser.parse_args()
-    asyncio.run(run(args.db, args.gate, args.count))
+    asyncio.run(run(args.db, args.gate, args.count, wait_go=args.wait_go))
 
 
 if __name__ == "__main__":

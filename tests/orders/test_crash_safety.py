@@ -12,10 +12,8 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -36,8 +34,8 @@ from gatebot.store import repo
 from gatebot.store.crypto import cipher_from_key
 from gatebot.store.db import Database, make_engine, upgrade
 from gatebot.store.models import FINAL_STATUSES, OrderStatus
+from tests.relay import Relay
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
@@ -56,9 +54,9 @@ def test_sigkill_between_intent_and_answer_loses_nothing_and_duplicates_nothing(
     cmd = [sys.executable, "-m", "tests.orders.crash_worker", "--db", db_url, "--gate", sandbox_process,
            "--count", "50"]
     deadline = time.monotonic() + 240
+    relay = Relay(cmd)  # the next worker warms up while this one runs
     while time.monotonic() < deadline:
-        worker = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        worker = relay.start()
         restarts += 1
         assert worker.stdout is not None
         finished = False
@@ -78,6 +76,7 @@ def test_sigkill_between_intent_and_answer_loses_nothing_and_duplicates_nothing(
         assert worker.returncode == -signal.SIGKILL, worker.stderr.read() if worker.stderr else ""
     else:
         pytest.fail("the worker did not finish in time")
+    relay.close()
     assert kills >= 10, f"only {kills} kills: the test did not exercise the crash window"
 
     listing = _admin(sandbox_process, "orders")
