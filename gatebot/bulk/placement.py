@@ -12,7 +12,8 @@ What stops or slows the runner:
 * the batch is no longer ``running`` (paused, cancelled) — checked before every row;
 * the Gate circuit is open — the runner waits (:data:`GATE_DOWN_WAIT`), rows do not fail;
 * a 429 that the client's own ``Retry-After`` handling gave up on leaves the row ``unknown``: the runner
-  waits :data:`RATE_LIMIT_PAUSE` and sends it again (same key) before the next row;
+  waits until the row's next attempt (its backoff, or Gate's ``Retry-After`` when longer; at least
+  :data:`RATE_LIMIT_PAUSE`) and sends it again (same key) before the next row;
 * ``insufficient_balance`` — the row is ``waiting_funds`` (as any order) and the BATCH moves to
   ``waiting_funds``: nothing more is sent. The deposit watch re-sends waiting orders when a deposit posts
   (``OrderService.resume_waiting``); once the batch's row got through, :meth:`Placement.tick` sets the
@@ -89,7 +90,7 @@ class Placement(Results):
             order = await self._send(row)
             sent += order is not None
             if order is not None and order.status == OrderStatus.UNKNOWN and order.error_code == "rate_limited":
-                await self.sleep(RATE_LIMIT_PAUSE)
+                await self.sleep(self._rate_limit_pause(order))
                 next_at = self.clock.now()
                 order = await self.orders.submit(row, actor=BULK_ACTOR)
             if order is not None and order.status == OrderStatus.WAITING_FUNDS:
@@ -99,6 +100,12 @@ class Placement(Results):
                 last_progress = self.clock.now()
                 await self._publish("progress", batch, progress=await self.progress(batch_id))
         return sent
+
+    def _rate_limit_pause(self, order: Order) -> float:
+        """Seconds to wait after a 429 the client gave up on: until the row's next attempt (its backoff, or
+        Gate's ``Retry-After`` when longer), at least :data:`RATE_LIMIT_PAUSE`."""
+        due = order.next_attempt_at
+        return RATE_LIMIT_PAUSE if due is None else max(RATE_LIMIT_PAUSE, (due - self.clock.now()).total_seconds())
 
     async def _send(self, order_id: int) -> Order | None:
         """Claim a queued row (``queued → submitting``, committed) and send it; a row waiting for funds is

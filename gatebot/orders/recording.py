@@ -154,13 +154,17 @@ class Recording(ServiceBase):
 
     async def _transition(self, order_id: int, status: OrderStatus, *, actor: str, reason: str,
                           error_code: str | None,
-                          allowed_from: frozenset[OrderStatus] = _SUBMITTABLE) -> Order:
-        """Record a submit that got no order back (refused, waiting for funds, outcome unknown...)."""
+                          allowed_from: frozenset[OrderStatus] = _SUBMITTABLE,
+                          not_before: datetime | None = None) -> Order:
+        """Record a submit that got no order back (refused, waiting for funds, outcome unknown...).
+        ``not_before``: Gate asked us to wait (a 429's ``Retry-After``): the next attempt is no sooner."""
 
         def update(order: Order, now: datetime) -> None:
             order.error_code = error_code
             if status is not OrderStatus.UNKNOWN:
                 order.next_attempt_at = None
+            elif not_before is not None and (order.next_attempt_at is None or order.next_attempt_at < not_before):
+                order.next_attempt_at = not_before
 
         return await self._record(order_id, status, actor=actor, reason=reason, update=update,
                                   allowed_from=allowed_from)

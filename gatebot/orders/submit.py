@@ -246,7 +246,9 @@ class Submitting(Validation, Balances, Spending, Recording):
                 # Timeout, reset, 5xx, 429, unreadable answer: the order may exist. Same key next time.
                 log.warning("order #%s outcome unknown (%s); will retry with the same key", order_id,
                             type(exc).__name__)
+                wait = exc.retry_after if isinstance(exc, gate.GateRateLimited) else None
                 return await self._transition(order_id, OrderStatus.UNKNOWN, actor=actor, error_code=exc.code,
+                                        not_before=now + timedelta(seconds=wait) if wait else None,
                                         reason="Gate did not give a clear answer; retrying with the same key "
                                                "(no duplicate can be created).")
             return await self._apply_gate_order(order_id, result.order, actor=actor)

@@ -470,3 +470,17 @@ async def test_no_secret_reaches_the_logs(pipeline: Pipeline, caplog: pytest.Log
     assert "outcome unknown" in text_logged  # the logs do say what happened...
     for secret in ("secretplayer", code, SANDBOX_API_KEY):  # ...but never with secrets
         assert secret not in text_logged
+
+
+async def test_a_429_with_a_long_retry_after_puts_the_next_attempt_after_it(pipeline: Pipeline) -> None:
+    """The client does not sleep through a Retry-After over its limit; the order remembers when Gate allows
+    the next try, and recovery does not knock sooner."""
+    p = pipeline
+    d = draft(STEAM_20)
+    saved = await p.service.save_intent(await p.service.quote(d), d)
+    p.sim.faults.rate_limit_burst = 1  # the create request is answered 429
+    p.sim.faults.retry_after = 600
+    order = await p.service.submit(saved.id or 0)
+    assert order.status == OrderStatus.UNKNOWN and order.error_code == "rate_limited"
+    assert order.next_attempt_at is not None
+    assert (order.next_attempt_at - p.clock.now()).total_seconds() >= 600
