@@ -180,8 +180,8 @@ def test_settings_built_around_load_settings_still_refuse_at_startup():
     from gatebot.runtime import build_cipher
 
     with pytest.raises(ConfigError, match="GATEBOT_ENCRYPTION_KEY: required in production"):
-        real_gate = {k.lower(): v for k, v in REAL_GATE.items()}
-        build_cipher(Settings(_env_file=None, gatebot_encryption_key=None, **real_gate))
+        build_cipher(Settings.model_validate({"_env_file": None, "gatebot_encryption_key": None,
+                                              **{k.lower(): v for k, v in REAL_GATE.items()}}))
 
 
 # -- approvals and limits (issue 13) -------------------------------------------------------------------------

@@ -126,7 +126,8 @@ async def test_a_confirmation_racing_a_single_order_keeps_the_daily_limit(bulk: 
         spent = repo.spent_since(s, currency="USD", since=bulk.p.clock.now() - timedelta(days=1))
         batch_now = repo.get_batch(s, plan.batch_id)
     assert batch_now is not None
-    going_out = [o for o in (batch, order) if isinstance(o, Order) and o.status == OrderStatus.SUBMITTING]
+    going_out: list[Order | Batch] = [o for o in (batch, order)
+                                      if isinstance(o, Order) and o.status == OrderStatus.SUBMITTING]
     going_out += [b for b in (batch, order) if isinstance(b, Batch) and b.state is BatchStatus.RUNNING]
     assert len(going_out) == 1
     if over_limit == "refuse":

@@ -250,7 +250,9 @@ async def test_approvals_command_home_and_balance_show_requests_and_limits(harne
     assert "Your requests* (1)" in str(home.blocks) and "Waiting for your approval" not in str(home.blocks)
 
     # Approving from App Home works like the channel message (no message to tie the button to).
-    await h.driver.click(FINANCE, h.ws.home_view(FINANCE), ids.APPROVAL_APPROVE, value=str(placed.id))
+    finance_home = h.ws.home_view(FINANCE)
+    assert finance_home is not None
+    await h.driver.click(FINANCE, finance_home, ids.APPROVAL_APPROVE, value=str(placed.id))
     await h.wait(lambda: order(h, placed.id).decided_by, "the approval from App Home")
 
     await h.command(FINANCE, "balance")

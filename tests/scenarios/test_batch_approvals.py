@@ -182,5 +182,7 @@ async def test_approvals_command_and_home_list_batch_requests(harness: Harness) 
     assert "Your requests* (1)" in shown(home.blocks) and ids.APPROVAL_APPROVE not in shown(home.blocks)
 
     # Approving from App Home (no request message to tie the button to: the core decides).
-    await h.driver.click(FINANCE, h.ws.home_view(FINANCE), ids.APPROVAL_APPROVE, value=f"B{batch.id}")
+    finance_home = h.ws.home_view(FINANCE)
+    assert finance_home is not None
+    await h.driver.click(FINANCE, finance_home, ids.APPROVAL_APPROVE, value=f"B{batch.id}")
     await h.wait(lambda: state(h, batch) is BatchStatus.RUNNING or None, "the approval from App Home")

@@ -22,8 +22,9 @@ CARD = BatchCard(requester="UBOB", source_name="june.csv", origin_channel="COPS"
 
 
 def progress(status: BatchStatus, **counts: int) -> BatchProgress:
-    values = {"placed": 0, "completed": 0, "failed": 0, "waiting": 10, "cancelled": 0, "attention": 0, **counts}
-    return BatchProgress(batch_id=7, status=status, status_reason=None, rows=10, **values)
+    values: dict[str, int] = {"placed": 0, "completed": 0, "failed": 0, "waiting": 10, "cancelled": 0,
+                              "attention": 0, **counts}
+    return BatchProgress(batch_id=7, status=status, status_reason=None, rows=10, **values)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("status", "buttons"), [
