@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from gatebot.access import batch_control_refusal
-from gatebot.bulk.model import BatchRefused, ProductCount
+from gatebot.bulk.model import BatchRefused, BulkInvalid, ProductCount
 from gatebot.bulk.planning import Planning
 from gatebot.orders import APPROVAL_EXPIRED, APPROVAL_REJECTED
 from gatebot.store import repo
@@ -73,7 +73,15 @@ class Lifecycle(Planning):
             if batch.state is BatchStatus.CANCELLED and batch.confirmed_at is None:
                 raise BatchRefused(f"Batch {batch.number} was dropped before it was confirmed; upload the file again.")
             return batch
-        valid = await self._revalidate(batch)
+        try:
+            valid = await self._revalidate(batch)
+        except BulkInvalid:
+            # A concurrent confirmation (a double click) committed the rows meanwhile: its references now
+            # "exist in the store". That batch stands; only a batch still planned is really invalid.
+            fresh = await self._require(batch_id)
+            if fresh.state is not BatchStatus.PLANNED:
+                return fresh
+            raise
         totals = valid.totals()
         roles = repo.roles_of(batch.requester_roles)
         now = self.clock.now()

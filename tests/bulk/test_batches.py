@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -150,6 +151,34 @@ async def test_two_confirmations_at_once_save_one_set_of_rows(bulk: Bulk) -> Non
     assert len(rows_of(bulk, plan.batch_id)) == 20
     with pytest.raises(BatchRefused, match="Only the person who uploaded"):
         await bulk.service.confirm(plan.batch_id, "U999")
+
+
+async def test_a_double_click_that_finds_the_rows_already_saved_gets_that_batch_not_an_error(bulk: Bulk) -> None:
+    """The second click re-checks the file after the first committed its rows: their references are now in
+    the store. That is the same batch, confirmed — not a file that went invalid."""
+    plan = await bulk.service.plan(csv_bytes(voucher_rows(5)), requester="U123", source_name="f.csv")
+    original = bulk.service._revalidate
+    done = asyncio.Event()
+    arrivals = 0
+
+    async def revalidate(batch: Batch) -> Any:
+        nonlocal arrivals
+        arrivals += 1
+        if arrivals == 2:
+            await done.wait()  # the other click commits first
+        return await original(batch)
+
+    bulk.service._revalidate = revalidate  # type: ignore[method-assign]
+
+    async def click() -> Batch:
+        try:
+            return await bulk.service.confirm(plan.batch_id, "U123")
+        finally:
+            done.set()
+
+    first, second = await asyncio.gather(click(), click())
+    assert arrivals == 2 and first.id == second.id == plan.batch_id
+    assert second.state is BatchStatus.RUNNING and len(rows_of(bulk, plan.batch_id)) == 5
 
 
 async def test_a_reference_taken_between_plan_and_confirmation_is_reported(bulk: Bulk) -> None:
