@@ -231,3 +231,59 @@ async def test_the_progress_message_goes_to_the_requesters_dm_when_the_bot_is_no
     batch = await h.wait(lambda: next((b for b in batches(h) if b.message_ts), None), "the progress message")
     assert batch.message_channel == h.ws.dm_channel(OPS).id
     assert batch.origin_channel == NO_BOT_CHANNEL
+
+
+async def crafted_submit(h: Harness, user: str, view_body: dict[str, Any]) -> dict[str, Any]:
+    """A ``view_submission`` as a client that skips Slack's own checks would send it; the app's answer."""
+    payload = {"type": "view_submission", "user": h.ws.user_ref(user), "api_app_id": h.ws.app_id,
+               "team": h.ws.team_ref(), "trigger_id": h.ws.issue_trigger(user), "view": view_body,
+               "response_urls": [], "token": "x"}
+    answer = await h.driver.post(urlencode({"payload": json.dumps(payload)}).encode(),
+                                 "application/x-www-form-urlencoded")
+    assert answer.status_code == 200
+    body: dict[str, Any] = answer.json() if answer.text.strip() else {}
+    return body
+
+
+async def test_the_server_checks_what_the_slack_client_should_have_the_role_the_form_the_type_the_size(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Showing the form is not a permission, and a crafted submission skips the client: each check is made
+    again on the server, answered inline on the file field, and nothing is planned or audited as allowed."""
+    from gatebot.slack.listeners import bulk as bulk_listener
+
+    h = harness
+    view = await open_bulk(h)
+    h.driver.set_input(view, ids.BULK_FILE, ids.BULK_FILE, [h.ws.upload_file(OPS, "june.csv", VALID)])
+    good = h.ws.view_dict(view)
+
+    def errors(body: dict[str, Any]) -> str:
+        assert body.get("response_action") == "errors", body
+        return str(body["errors"][ids.BULK_FILE])  # the inline error on the file field
+
+    assert "ops role" in errors(await crafted_submit(h, NOBODY, good))
+    assert [e.allowed for e in h.audit("batch.create")] == [False]
+    assert "out of date" in errors(await crafted_submit(h, OPS, {**good, "private_metadata": "{not json"}))
+
+    def with_file(**changes: Any) -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(json.dumps(good))
+        picked = body["state"]["values"][ids.BULK_FILE][ids.BULK_FILE]["files"][0]
+        picked.update(changes)
+        return body
+
+    assert "not a CSV file" in errors(await crafted_submit(h, OPS, with_file(name="june.xlsx", filetype="xlsx")))
+    monkeypatch.setattr(bulk_listener, "MAX_BYTES", 1024 * 1024)
+    assert "larger than 1 MB" in errors(await crafted_submit(h, OPS, with_file(size=2 * 1024 * 1024)))
+    assert batches(h) == [] and h.gate_creates() == 0
+
+
+async def test_a_file_checked_while_gate_is_down_says_so_in_the_form(harness: Harness) -> None:
+    from gatebot import monitor
+    from gatebot.alerts import AlertPolicy, HealthObservation
+
+    h = harness
+    policy = AlertPolicy.from_settings(h.core.settings)
+    monitor.observe_health(h.core.db, [HealthObservation(ok=False, detail="HTTP 503")] * policy.health_fail_after,
+                           h.clock.now(), policy)
+    view = await upload(h, await open_bulk(h), "june.csv", VALID)
+    assert view.callback_id == ids.BULK_MODAL and "Gate API is down" in json.dumps(view.blocks)
+    assert batches(h) == [] and h.gate_creates() == 0
