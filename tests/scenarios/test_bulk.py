@@ -69,14 +69,17 @@ async def upload(h: Harness, view: View, name: str, data: bytes, user: str = OPS
                         and "Checking" not in json.dumps(view.blocks) else None, "the checked file")
 
 
-async def replay(h: Harness, user: str, view_body: dict[str, Any]) -> None:
-    """A second ``view_submission`` of the same view, as a double click or Slack's retry sends it."""
+async def replay(h: Harness, user: str, view_body: dict[str, Any]) -> dict[str, Any]:
+    """A ``view_submission`` of ``view_body`` sent as it is — a double click or Slack's retry, or a client
+    that skips Slack's own checks; returns the app's answer."""
     payload = {"type": "view_submission", "user": h.ws.user_ref(user), "api_app_id": h.ws.app_id,
                "team": h.ws.team_ref(), "trigger_id": h.ws.issue_trigger(user), "view": view_body,
                "response_urls": [], "token": "x"}
     answer = await h.driver.post(urlencode({"payload": json.dumps(payload)}).encode(),
                                  "application/x-www-form-urlencoded")
     assert answer.status_code == 200
+    body: dict[str, Any] = answer.json() if answer.text.strip() else {}
+    return body
 
 
 async def confirmed_batch(h: Harness, data: bytes = VALID, user: str = OPS) -> tuple[Batch, Message]:
@@ -233,18 +236,6 @@ async def test_the_progress_message_goes_to_the_requesters_dm_when_the_bot_is_no
     assert batch.origin_channel == NO_BOT_CHANNEL
 
 
-async def crafted_submit(h: Harness, user: str, view_body: dict[str, Any]) -> dict[str, Any]:
-    """A ``view_submission`` as a client that skips Slack's own checks would send it; the app's answer."""
-    payload = {"type": "view_submission", "user": h.ws.user_ref(user), "api_app_id": h.ws.app_id,
-               "team": h.ws.team_ref(), "trigger_id": h.ws.issue_trigger(user), "view": view_body,
-               "response_urls": [], "token": "x"}
-    answer = await h.driver.post(urlencode({"payload": json.dumps(payload)}).encode(),
-                                 "application/x-www-form-urlencoded")
-    assert answer.status_code == 200
-    body: dict[str, Any] = answer.json() if answer.text.strip() else {}
-    return body
-
-
 async def test_the_server_checks_what_the_slack_client_should_have_the_role_the_form_the_type_the_size(
         harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     """Showing the form is not a permission, and a crafted submission skips the client: each check is made
@@ -260,9 +251,9 @@ async def test_the_server_checks_what_the_slack_client_should_have_the_role_the_
         assert body.get("response_action") == "errors", body
         return str(body["errors"][ids.BULK_FILE])  # the inline error on the file field
 
-    assert "ops role" in errors(await crafted_submit(h, NOBODY, good))
+    assert "ops role" in errors(await replay(h, NOBODY, good))
     assert [e.allowed for e in h.audit("batch.create")] == [False]
-    assert "out of date" in errors(await crafted_submit(h, OPS, {**good, "private_metadata": "{not json"}))
+    assert "out of date" in errors(await replay(h, OPS, {**good, "private_metadata": "{not json"}))
 
     def with_file(**changes: Any) -> dict[str, Any]:
         body: dict[str, Any] = json.loads(json.dumps(good))
@@ -270,9 +261,9 @@ async def test_the_server_checks_what_the_slack_client_should_have_the_role_the_
         picked.update(changes)
         return body
 
-    assert "not a CSV file" in errors(await crafted_submit(h, OPS, with_file(name="june.xlsx", filetype="xlsx")))
+    assert "not a CSV file" in errors(await replay(h, OPS, with_file(name="june.xlsx", filetype="xlsx")))
     monkeypatch.setattr(bulk_listener, "MAX_BYTES", 1024 * 1024)
-    assert "larger than 1 MB" in errors(await crafted_submit(h, OPS, with_file(size=2 * 1024 * 1024)))
+    assert "larger than 1 MB" in errors(await replay(h, OPS, with_file(size=2 * 1024 * 1024)))
     assert batches(h) == [] and h.gate_creates() == 0
 
 

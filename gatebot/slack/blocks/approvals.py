@@ -56,8 +56,8 @@ MAX_HOME_REQUESTS = 5
 _KEEP = 2
 
 
-class ApprovalView(OrderView, Protocol):
-    """An order with its approval columns (``gatebot.store.models.Order`` has them)."""
+class Decision(Protocol):
+    """The approval columns an order and a bulk batch share."""
 
     @property
     def approval_expires_at(self) -> datetime | None: ...
@@ -67,6 +67,10 @@ class ApprovalView(OrderView, Protocol):
     def decided_at(self) -> datetime | None: ...
     @property
     def decision_reason(self) -> str | None: ...
+
+
+class ApprovalView(OrderView, Decision, Protocol):
+    """An order with its approval columns (``gatebot.store.models.Order`` has them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +233,7 @@ def home_approval_blocks(waiting: Sequence[ApprovalView], mine: Sequence[Approva
 # -- bulk batches ----------------------------------------------------------------------------------------
 
 
-class BatchApprovalView(Protocol):
+class BatchApprovalView(Decision, Protocol):
     """A bulk batch with its approval columns (``gatebot.store.models.Batch`` has them)."""
 
     @property
@@ -246,14 +250,6 @@ class BatchApprovalView(Protocol):
     def status(self) -> str: ...
     @property
     def approval_reason(self) -> str | None: ...
-    @property
-    def approval_expires_at(self) -> datetime | None: ...
-    @property
-    def decided_by(self) -> str | None: ...
-    @property
-    def decided_at(self) -> datetime | None: ...
-    @property
-    def decision_reason(self) -> str | None: ...
     def totals(self) -> dict[str, Money]: ...
 
 
