@@ -56,7 +56,7 @@ _STATE_KEY = {
     "checkboxes": "selected_options", "multi_static_select": "selected_options",
     "multi_external_select": "selected_options", "datepicker": "selected_date", "timepicker": "selected_time",
     "users_select": "selected_user", "channels_select": "selected_channel",
-    "conversations_select": "selected_conversation",
+    "conversations_select": "selected_conversation", "file_input": "files",
 }  # fmt: skip
 
 
@@ -234,6 +234,8 @@ def current_value(view: View, field: FormInput, directory: Directory) -> str:
         return ""
     if isinstance(value, dict):
         return option_text(value, directory)
+    if field.type == "file_input" and isinstance(value, list):
+        return ", ".join(str(f.get("name") if isinstance(f, dict) else getattr(f, "filename", f)) for f in value)
     if isinstance(value, list):
         return ", ".join(option_text(v, directory) if isinstance(v, dict) else str(v) for v in value)
     return str(value)

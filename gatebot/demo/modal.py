@@ -11,6 +11,8 @@ Must not import the scheduler library.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from gatebot.demo.commands import CommandError, SessionParts
@@ -42,7 +44,8 @@ class ModalCommands(SessionParts):
                 result = await self.rt.driver.select_options(
                     self.person.id, view, field.action_id, query, block_id=field.block_id)
             except ValueError as exc:
-                raise CommandError(str(exc).removeprefix("emulator: ")) from None
+                said = re.sub(r"^'[^']*' ", "", str(exc).removeprefix("emulator: "))
+                raise CommandError(f"“{field.label}” {said}") from None
             self._check_delivery(result, "the options load")
             options = list(result.options)
         else:
@@ -75,7 +78,24 @@ class ModalCommands(SessionParts):
             if len(chosen) == 1:
                 await self._fill(view, field, chosen[0])
             return
+        if field.type == "file_input":  # the person picks a file from this machine; the client uploads it
+            try:
+                await self._fill(view, field, [self._upload(raw)])
+            except ValueError as exc:  # the Slack client's own refusal (a type the input does not take...)
+                said = re.sub(r"^'[^']*' ", "", str(exc).removeprefix("emulator: "))
+                raise CommandError(f"“{field.label}” {said}") from None
+            return
         await self._fill(view, field, input_value(field, raw, self.directory))
+
+    def _upload(self, raw: str) -> Any:
+        path = Path(raw.strip().strip("'\"")).expanduser()
+        if not raw.strip():
+            raise CommandError("give the path of a file on this machine, e.g. :set csv file ~/june.csv")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return self.rt.workspace.upload_file(self.person.id, path.name, data)
 
     async def _fill(self, view: View, field: FormInput, value: Any) -> None:
         """Type or pick ``value`` like the Slack client: a dispatching input sends ``block_actions``."""

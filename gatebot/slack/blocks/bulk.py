@@ -148,7 +148,7 @@ def checking_view(meta: BulkMeta, name: str) -> dict[str, Any]:
 
 
 def _money_lines(amounts: Mapping[str, Money | None]) -> str:
-    return "\n".join(f"{cur}: {m.format() if m is not None else 'unknown'}" for cur, m in sorted(amounts.items()))
+    return "\n".join(m.format() if m is not None else f"{cur} unknown" for cur, m in sorted(amounts.items()))
 
 
 def summary_view(meta: BulkMeta, plan: BulkPlan) -> dict[str, Any]:
