@@ -19,7 +19,7 @@ from sqlalchemy.orm import attributes as orm_attributes
 from sqlmodel import Session, col, select
 
 from gatebot.store.models import Batch, BatchStatus, Order, OrderHistory, OrderStatus
-from gatebot.store.repo._sql import IN_CHUNK
+from gatebot.store.repo._sql import in_chunks
 
 __all__ = [
     "BatchConflict",
@@ -154,8 +154,7 @@ def orders_by_external_refs(s: Session, refs: Iterable[str]) -> dict[str, Order]
     """Our orders holding any of ``refs`` as their external_ref (exact), keyed by it: one query per 500."""
     wanted = sorted({r for r in refs if r})
     found: dict[str, Order] = {}
-    for start in range(0, len(wanted), IN_CHUNK):
-        chunk = wanted[start: start + IN_CHUNK]
+    for chunk in in_chunks(wanted):
         for order in s.exec(select(Order).where(col(Order.external_ref).in_(chunk))).all():
             found[order.external_ref] = order
     return found

@@ -15,7 +15,7 @@ from gatebot.gate.models import Deposit
 from gatebot.store.models import (
     SeenDeposit,
 )
-from gatebot.store.repo._sql import IN_CHUNK as _IN_CHUNK
+from gatebot.store.repo._sql import in_chunks
 
 # -- deposits --------------------------------------------------------------------------------------
 
@@ -35,8 +35,7 @@ def record_deposits(s: Session, deposits: Iterable[Deposit], now: datetime) -> l
     batch = list(deposits)
     ids = sorted({d.id for d in batch})
     known: dict[int, SeenDeposit] = {}
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
+    for chunk in in_chunks(ids):
         known.update({row.id: row for row in s.exec(select(SeenDeposit).where(col(SeenDeposit.id).in_(chunk)))})
     news: list[SeenDeposit] = []
     reported: set[int] = set()
@@ -78,8 +77,7 @@ def mark_announced(s: Session, deposit_ids: Iterable[int], now: datetime) -> int
     """Set ``announced_at`` on deposits not announced yet; returns how many changed."""
     ids = sorted(set(deposit_ids))
     changed = 0
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
+    for chunk in in_chunks(ids):
         result = s.exec(
             update(SeenDeposit)
             .where(col(SeenDeposit.id).in_(chunk), col(SeenDeposit.announced_at).is_(None))

@@ -24,7 +24,7 @@ from gatebot.store.models import (
     OrderStatus,
     metadata,
 )
-from gatebot.store.repo._sql import IN_CHUNK as _IN_CHUNK
+from gatebot.store.repo._sql import in_chunks
 
 #: Largest order number a reference can name (the ``id`` column is a 32-bit integer on PostgreSQL).
 MAX_ORDER_NUMBER: Final = 2**31 - 1
@@ -96,8 +96,7 @@ def orders_by_ids(s: Session, ids: Iterable[int]) -> dict[int, Order]:
     """Our orders for a batch of order numbers (e.g. one page of Gate answers to apply), keyed by number."""
     wanted = sorted(set(ids))
     found: dict[int, Order] = {}
-    for start in range(0, len(wanted), _IN_CHUNK):
-        chunk = wanted[start : start + _IN_CHUNK]
+    for chunk in in_chunks(wanted):
         for order in s.exec(select(Order).where(col(Order.id).in_(chunk))).all():
             found[_number_of(order)] = order
     return found
@@ -197,8 +196,7 @@ def orders_by_gate_ids(s: Session, ids: Iterable[str]) -> dict[str, Order]:
     """Our orders for a batch of Gate order ids (e.g. one page of ``GET /orders``), keyed by Gate id."""
     wanted = sorted({i for i in ids if i})
     found: dict[str, Order] = {}
-    for start in range(0, len(wanted), _IN_CHUNK):
-        chunk = wanted[start : start + _IN_CHUNK]
+    for chunk in in_chunks(wanted):
         for order in s.exec(select(Order).where(col(Order.gate_order_id).in_(chunk))).all():
             assert order.gate_order_id is not None
             found[order.gate_order_id] = order
@@ -296,8 +294,8 @@ def _compare_and_set(s: Session, orders: Sequence[Order], target: OrderStatus, *
             values["completed_at"] = now
         if sets_failed:
             values["failed_at"] = now
-        for start in range(0, len(members), _IN_CHUNK):
-            chunk = {_number_of(o): o for o in members[start : start + _IN_CHUNK]}
+        for part in in_chunks(members):
+            chunk = {_number_of(o): o for o in part}
             updated = set(
                 s.exec(
                     update(Order)
